@@ -366,6 +366,40 @@ ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]"""
         self.log(f"{tag}: built in {time.monotonic() - start:.0f}s")
         return tag
 
+    def app_images(self, netbase: str, netbase_recipe: str) -> list[str]:
+        """Images the labs run, tagged with the exact names svclab's manifests and pins use."""
+        p, g = self.pins, self.go_dir
+        return [
+            self.binary_image(p["agnhost"]["image"], netbase, "kubernetes", {"agnhost": g / "kubernetes" / "agnhost"},
+                              entrypoint="/agnhost", dest_dir="/", base_recipe=netbase_recipe),
+            self.binary_image(p["metallb"]["controller_image"], "scratch", "metallb",
+                              {"controller": g / "metallb" / "controller"}, entrypoint="/controller", dest_dir="/"),
+            self.binary_image(p["metallb"]["speaker_image"], "scratch", "metallb",
+                              {"speaker": g / "metallb" / "speaker"}, entrypoint="/speaker", dest_dir="/"),
+        ]
+
+    def mirror(self) -> None:
+        """Puts pinned upstream manifests into the mirror folder, from the module sources of the
+        same release (identical to the files at the pinned URLs; the sha256 check proves it)."""
+        sys.path.insert(0, str(REPO))
+        from svclab.mirror import mirror_path
+
+        m = self.pins["metallb"]
+        wanted = [(m["manifest_url"], m["manifest_sha256"], "go.universe.tf/metallb", m["version"],
+                   "config/manifests/metallb-native.yaml")]
+        for url, sha, module, version, inner in wanted:
+            dest = mirror_path(self.mirror_dir, url)
+            if dest.exists() and file_digest(dest) == sha:
+                continue
+            info = json.loads(self.run(["go", "mod", "download", "-json", f"{module}@{version}"], capture=True,
+                                       env={"GOFLAGS": "-mod=mod"}, cwd=Path(tempfile.gettempdir())))
+            src = Path(info["Dir"]) / inner
+            if file_digest(src) != sha:
+                raise BuildError(f"{module}@{version}/{inner} does not match the sha256 pinned for {url}")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
+            self.log(f"mirrored {url}")
+
     def install_tools(self) -> None:
         self.tools_dir.mkdir(parents=True, exist_ok=True)
         for src in (self.go_dir / "kind" / "kind", self.go_dir / "kubernetes" / "kubectl"):
@@ -378,14 +412,18 @@ ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]"""
     def build(self) -> dict:
         start = time.monotonic()
         self.run(["docker", "info"], capture=True)
-        self.go(["kind", "containerd", "runc", "crictl", "cni", "etcd", "coredns", "kubernetes", "podnet"])
+        self.go(["kind", "containerd", "runc", "crictl", "cni", "etcd", "coredns", "kubernetes", "podnet",
+                 "metallb"])
         netbase, netbase_recipe = self.imported("netbase", NETBASE_PACKAGES)
         system = self.system_images(netbase, netbase_recipe)
         node = self.node_image(system)
+        self.app_images(netbase, netbase_recipe)
+        self.mirror()
         self.install_tools()
         took = time.monotonic() - start
         self.log(f"test bed ready in {took:.0f}s: node image {node}")
-        return {"node_image": node, "seconds": round(took, 1)}
+        return {"node_image": node, "mirror": str(self.mirror_dir), "tools": str(self.tools_dir),
+                "seconds": round(took, 1)}
 
     def status(self) -> list[dict]:
         proc = subprocess.run(

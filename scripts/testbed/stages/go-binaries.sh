@@ -23,7 +23,7 @@ recipe_hash() { # component -> hash of the Go version, its build function and th
   { go env GOVERSION; echo "$body"
     for var in $(grep -oE 'V_[A-Z_]+' <<<"$body" | sort -u); do
       echo "$var=${!var}"
-      [[ -d ${!var} ]] && (cd "${!var}" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+      if [[ -d ${!var} ]]; then (cd "${!var}" && find . -type f -print0 | sort -z | xargs -0 sha256sum); fi
     done
   } | sha256sum | cut -c1-16
 }
@@ -108,6 +108,12 @@ build_kubernetes() {
     ld="$ld -X $p.buildDate=1970-01-01T00:00:00Z"
   done
   go build -tags=selinux,notest,grpcnotrace -ldflags "$ld" -o "$1/" "${pkgs[@]/#/k8s.io/kubernetes/}"
+}
+
+build_metallb() {
+  local v=go.universe.tf/metallb/internal/version
+  GOBIN=$1 go install -ldflags "$LDFLAGS_STRIP -X $v.gitCommit=$V_METALLB -X $v.gitBranch=$V_METALLB" \
+    "go.universe.tf/metallb/controller@$V_METALLB" "go.universe.tf/metallb/speaker@$V_METALLB"
 }
 
 build_podnet() {

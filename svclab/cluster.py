@@ -1,0 +1,148 @@
+"""kind clusters svclab creates: the rendered kind config, create/reuse/delete, the kubeconfig in
+svclab's own state folder, image preload, and the record that says "svclab made this"."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import Settings
+from .errors import PrerequisiteError, SvclabError, UsageError
+from .run import Echo, run
+
+__all__ = ["BACKEND_NODE_LABEL", "Kind", "find_tool", "render_kind_config", "shape_of", "ClusterRecord"]
+
+BACKEND_NODE_LABEL = "svclab.io/backend-node"
+RECORD_FILE = "cluster.json"
+
+
+def find_tool(name: str, settings: Settings) -> str:
+    """svclab's own tool folder first (the test bed installs pinned builds there), then PATH."""
+    own = settings.tools_dir / name
+    if own.is_file() and os.access(own, os.X_OK):
+        return str(own)
+    found = shutil.which(name)
+    if found:
+        return found
+    hints = {
+        "docker": "install Docker (https://docs.docker.com/engine/install/) or run scripts/host-setup.sh",
+        "kind": "install kind v0.30.0 (https://kind.sigs.k8s.io/docs/user/quick-start/#installation) "
+                "or run `invoke testbed.build`",
+        "kubectl": "install kubectl (https://kubernetes.io/docs/tasks/tools/) or run `invoke testbed.build`",
+    }
+    raise PrerequisiteError(f"{name} was not found on PATH or in {settings.tools_dir}", hint=hints.get(name))
+
+
+def shape_of(settings: Settings) -> dict[str, Any]:
+    """What makes two clusters interchangeable: reuse needs the same shape."""
+    return {"workers": settings.workers, "node_image": settings.node_image,
+            "kube_proxy_mode": settings.kube_proxy_mode, "network": settings.network}
+
+
+def render_kind_config(settings: Settings) -> dict[str, Any]:
+    nodes: list[dict[str, Any]] = [{"role": "control-plane"}]
+    for i in range(settings.workers):
+        worker: dict[str, Any] = {"role": "worker"}
+        if i == 0:
+            # Labs that need "a node with a backend" and "nodes without" schedule onto this one.
+            worker["labels"] = {BACKEND_NODE_LABEL: "true"}
+        nodes.append(worker)
+    if settings.workers == 0:
+        nodes[0]["labels"] = {BACKEND_NODE_LABEL: "true"}
+    return {
+        "kind": "Cluster",
+        "apiVersion": "kind.x-k8s.io/v1alpha4",
+        "name": settings.cluster_name,
+        "networking": {"kubeProxyMode": settings.kube_proxy_mode, "ipFamily": "ipv4"},
+        "nodes": nodes,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterRecord:
+    """Written when svclab creates a cluster; `down` deletes only clusters that have one."""
+
+    name: str
+    shape: dict[str, Any]
+
+    @classmethod
+    def load(cls, directory: Path) -> ClusterRecord | None:
+        try:
+            data = json.loads((directory / RECORD_FILE).read_text())
+            return cls(**data)
+        except FileNotFoundError:
+            return None
+        except (ValueError, TypeError):
+            raise SvclabError(f"{directory / RECORD_FILE} is damaged",
+                              hint=f"remove {directory} by hand after checking `kind get clusters`") from None
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(directory, 0o700)
+        (directory / RECORD_FILE).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+
+
+class Kind:
+    """The kind binary, always run against svclab's docker network and kubeconfig file."""
+
+    def __init__(self, settings: Settings, echo: Echo | None = None):
+        self.settings = settings
+        self.binary = find_tool("kind", settings)
+        self.echo = echo
+        self.env = {"KIND_EXPERIMENTAL_DOCKER_NETWORK": settings.network}
+
+    def _run(self, *args: str, timeout: float | None = None):
+        return run([self.binary, *args], env=self.env, timeout=timeout, echo=self.echo)
+
+    def clusters(self) -> list[str]:
+        out = self._run("get", "clusters", timeout=60).stdout
+        return [line.strip() for line in out.splitlines() if line.strip() and "No kind clusters" not in line]
+
+    def exists(self) -> bool:
+        return self.settings.cluster_name in self.clusters()
+
+    def nodes(self) -> list[str]:
+        out = self._run("get", "nodes", "--name", self.settings.cluster_name, timeout=60).stdout
+        return sorted(line.strip() for line in out.splitlines() if line.strip() and "No kind nodes" not in line)
+
+    def create(self, config_path: Path) -> None:
+        s = self.settings
+        args = ["create", "cluster", "--name", s.cluster_name, "--config", str(config_path),
+                "--kubeconfig", str(s.kubeconfig), "--retain"]
+        if s.node_image:
+            args += ["--image", s.node_image]
+        self._run(*args, timeout=s.wait_timeout + 600)
+
+    def write_kubeconfig(self) -> None:
+        s = self.settings
+        self._run("export", "kubeconfig", "--name", s.cluster_name, "--kubeconfig", str(s.kubeconfig), timeout=60)
+
+    def delete(self) -> None:
+        s = self.settings
+        self._run("delete", "cluster", "--name", s.cluster_name, "--kubeconfig", str(s.kubeconfig), timeout=300)
+
+    def load_images(self, images: list[str]) -> None:
+        if images:
+            self._run("load", "docker-image", "--name", self.settings.cluster_name, *images, timeout=900)
+
+
+def write_kind_config(settings: Settings) -> Path:
+    path = settings.cluster_dir / "kind.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.write_text(yaml.safe_dump(render_kind_config(settings), sort_keys=False))
+    return path
+
+
+def check_shape(record: ClusterRecord, settings: Settings) -> None:
+    want = shape_of(settings)
+    diff = {k: (record.shape.get(k), v) for k, v in want.items() if record.shape.get(k) != v}
+    if diff:
+        key, (have, wanted) = next(iter(diff.items()))
+        raise UsageError(f"cluster {settings.cluster_name} exists with {key}={have!r}, not {wanted!r}",
+                         hint=f"run `svclab cluster.down --name {settings.cluster_name}` first, or pick another --name")

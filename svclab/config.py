@@ -1,0 +1,158 @@
+"""Settings: flags > environment (SVCLAB_*) > svclab.yaml > defaults, resolved once into a frozen
+object that every stage receives. Pinned versions live in pins.toml beside this file."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UsageError
+
+__all__ = ["Settings", "load_settings", "pins", "PROVIDERS", "KUBE_PROXY_MODES"]
+
+PROVIDERS = ("metallb", "kube-vip", "none")
+KUBE_PROXY_MODES = ("iptables", "nftables", "ipvs")
+CONFIG_FILE = "svclab.yaml"
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+@functools.cache
+def pins() -> dict[str, Any]:
+    with (Path(__file__).parent / "pins.toml").open("rb") as f:
+        return tomllib.load(f)
+
+
+def _state_home() -> Path:
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "svclab"
+
+
+def _data_home() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "svclab"
+
+
+def _cache_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "svclab"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings:
+    cluster_name: str = "svclab"
+    workers: int = 2
+    node_image: str = ""                 # empty: the kind release's own default image
+    kube_proxy_mode: str = "iptables"
+    provider: str = "metallb"
+    network: str = "svclab"              # the docker network svclab's clusters live on
+    pool_size: int = 16                  # load-balancer addresses carved per cluster
+    state_dir: Path = dataclasses.field(default_factory=_state_home)
+    tools_dir: Path = dataclasses.field(default_factory=lambda: _data_home() / "bin")
+    cache_dir: Path = dataclasses.field(default_factory=_cache_home)
+    mirror: Path | None = None           # folder holding pinned upstream files for offline use
+    wait_timeout: float = 240.0          # seconds for any single wait on cluster state
+    probe_timeout: float = 5.0           # seconds for one HTTP request made by a probe
+    verbose: bool = False
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.cluster_name) or len(self.cluster_name) > 40:
+            raise UsageError(f"invalid cluster name {self.cluster_name!r}",
+                             hint="use lowercase letters, digits and '-', at most 40 characters, e.g. 'svclab'")
+        if not 0 <= self.workers <= 5:
+            raise UsageError(f"workers must be between 0 and 5, got {self.workers}", hint="e.g. --workers 2")
+        if self.provider not in PROVIDERS:
+            raise UsageError(f"unknown provider {self.provider!r}", hint=f"choose one of {', '.join(PROVIDERS)}")
+        if self.kube_proxy_mode not in KUBE_PROXY_MODES:
+            raise UsageError(f"unknown kube-proxy mode {self.kube_proxy_mode!r}",
+                             hint=f"choose one of {', '.join(KUBE_PROXY_MODES)}")
+        if not _NAME.match(self.network):
+            raise UsageError(f"invalid docker network name {self.network!r}", hint="use lowercase letters, digits and '-'")
+        if not 4 <= self.pool_size <= 256:
+            raise UsageError(f"pool_size must be between 4 and 256, got {self.pool_size}")
+        if self.wait_timeout <= 0 or self.probe_timeout <= 0:
+            raise UsageError("timeouts must be positive numbers of seconds")
+
+    @property
+    def cluster_dir(self) -> Path:
+        return self.state_dir / "clusters" / self.cluster_name
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.cluster_dir / "kubeconfig"
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    field_type = str(_FIELDS[name].type)
+    try:
+        if "bool" in field_type:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(value)
+        if "int" in field_type:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if "float" in field_type:
+            return float(value)
+        if "Path" in field_type:
+            return Path(os.path.expanduser(str(value))) if str(value) else None
+        if isinstance(value, (dict, list)):
+            raise ValueError(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{source}: {name} has an invalid value {value!r}",
+                         hint=f"expected {field_type.replace(' | None', '')}") from None
+
+
+def _from_file(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UsageError(f"{path}: not valid YAML{where}", hint="fix the file or remove it") from None
+    except OSError as e:
+        raise UsageError(f"{path}: cannot be read ({e.strerror})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(_FIELDS))
+    if unknown:
+        raise UsageError(f"{path}: unknown setting {unknown[0]!r}", hint=f"known: {', '.join(sorted(_FIELDS))}")
+    return {k: _coerce(k, v, str(path)) for k, v in data.items()}
+
+
+def load_settings(flags: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | None = None,
+                  config_file: Path | None = None) -> Settings:
+    """Resolves settings from FLAGS (None means unset), ENV and the config file."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    path = config_file or (Path(env["SVCLAB_CONFIG"]) if env.get("SVCLAB_CONFIG") else Path(CONFIG_FILE))
+    if path.exists():
+        values.update(_from_file(path))
+    elif config_file is not None or env.get("SVCLAB_CONFIG"):
+        raise UsageError(f"config file {path} does not exist", hint="check the path or unset SVCLAB_CONFIG")
+    for name in _FIELDS:
+        key = "SVCLAB_" + name.upper()
+        if key in env:
+            values[name] = _coerce(name, env[key], key)
+    for name, value in (flags or {}).items():
+        if value is None:
+            continue
+        if name not in _FIELDS:
+            raise UsageError(f"unknown setting {name!r}")
+        values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
+    return Settings(**values)

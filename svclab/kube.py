@@ -1,0 +1,213 @@
+"""Talking to the cluster: server-side apply under svclab's own field manager and label, and waits
+on state with deadlines that fail early when something is clearly broken."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
+
+from .errors import SvclabError
+
+__all__ = ["Kube", "MANAGED_BY", "FIELD_MANAGER", "load_manifests", "wait_until", "WaitTimeout"]
+
+FIELD_MANAGER = "svclab"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "svclab"}
+# Applied first (and deleted last): what other objects need to exist or be understood.
+_KIND_ORDER = ("CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRole", "Role",
+               "ClusterRoleBinding", "RoleBinding", "ConfigMap", "Secret")
+
+T = TypeVar("T")
+
+
+class WaitTimeout(SvclabError):
+    pass
+
+
+def wait_until(what: str, check: Callable[[], T | None], *, timeout: float, interval: float = 0.5,
+               fail: Callable[[], str | None] | None = None) -> T:
+    """Calls CHECK until it returns something other than None/False, at most TIMEOUT seconds.
+
+    FAIL, when given, is asked each round for a reason to give up early (a crash-looping pod).
+    """
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while True:
+        try:
+            result = check()
+            if result is not None and result is not False:
+                return result
+        except (ApiException, DynamicApiError, OSError) as e:
+            last_error = e
+        if fail and (reason := fail()):
+            raise SvclabError(f"gave up waiting for {what}: {reason}")
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {_short(last_error)})" if last_error else ""
+            raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
+        time.sleep(interval)
+
+
+def _short(e: Exception) -> str:
+    if isinstance(e, ApiException):
+        return f"{e.status} {e.reason}"
+    return str(e).splitlines()[0][:200]
+
+
+def load_manifests(text: str) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def _apply_order(obj: dict[str, Any]) -> int:
+    kind = obj.get("kind", "")
+    return _KIND_ORDER.index(kind) if kind in _KIND_ORDER else len(_KIND_ORDER)
+
+
+class Kube:
+    """One cluster, reached through svclab's own kubeconfig file."""
+
+    def __init__(self, kubeconfig: Path):
+        self.kubeconfig = kubeconfig
+        self.api = config.new_client_from_config(config_file=str(kubeconfig))
+        self.core = client.CoreV1Api(self.api)
+        self.apps = client.AppsV1Api(self.api)
+        self._dynamic: DynamicClient | None = None
+
+    @property
+    def dynamic(self) -> DynamicClient:
+        if self._dynamic is None:
+            self._dynamic = DynamicClient(self.api)
+        return self._dynamic
+
+    def _resource(self, obj: dict[str, Any]):
+        try:
+            return self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        except ResourceNotFoundError:
+            # A CRD applied moments ago: refresh discovery once.
+            self.dynamic.resources.invalidate_cache()
+            return self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+
+    def apply(self, objects: Iterable[dict[str, Any]], *, namespace: str | None = None,
+              dry_run: bool = False) -> list[dict[str, Any]]:
+        """Server-side applies OBJECTS (CRDs and namespaces first), labelled as svclab's."""
+        applied = []
+        for obj in sorted(objects, key=_apply_order):
+            obj = copy.deepcopy(obj)
+            meta = obj.setdefault("metadata", {})
+            meta.setdefault("labels", {}).update(MANAGED_BY)
+            resource = self._resource(obj)
+            ns = meta.get("namespace") or (namespace if resource.namespaced else None)
+            if resource.namespaced:
+                meta["namespace"] = ns
+            kwargs = {"dry_run": "All"} if dry_run else {}
+            result = resource.server_side_apply(
+                body=obj, name=meta["name"], namespace=ns,
+                field_manager=FIELD_MANAGER, force_conflicts=True, **kwargs,
+            )
+            applied.append(result.to_dict())
+            if obj["kind"] == "CustomResourceDefinition" and not dry_run:
+                self.wait_crd_established(meta["name"])
+        return applied
+
+    def wait_crd_established(self, name: str, timeout: float = 60) -> None:
+        ext = client.ApiextensionsV1Api(self.api)
+
+        def established():
+            crd = ext.read_custom_resource_definition(name)
+            return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
+
+        wait_until(f"CRD {name} to be established", established, timeout=timeout)
+
+    def delete_namespace(self, name: str, *, timeout: float) -> None:
+        try:
+            ns = self.core.read_namespace(name)
+        except ApiException as e:
+            if e.status == 404:
+                return
+            raise
+        if (ns.metadata.labels or {}).get("app.kubernetes.io/managed-by") != "svclab":
+            raise SvclabError(f"namespace {name} was not created by svclab; leaving it alone")
+        self.core.delete_namespace(name)
+
+        def gone():
+            try:
+                self.core.read_namespace(name)
+                return False
+            except ApiException as e:
+                return e.status == 404
+
+        wait_until(f"namespace {name} to be deleted", gone, timeout=timeout)
+
+    def wait_deployment(self, namespace: str, name: str, *, timeout: float) -> None:
+        def available():
+            d = self.apps.read_namespaced_deployment(name, namespace)
+            want = d.spec.replicas or 0
+            s = d.status
+            return (s.observed_generation or 0) >= d.metadata.generation and \
+                (s.updated_replicas or 0) == want and (s.available_replicas or 0) == want
+
+        wait_until(f"deployment {namespace}/{name} to be available", available, timeout=timeout,
+                   fail=lambda: self.broken_pod_reason(namespace))
+
+    def wait_daemonset(self, namespace: str, name: str, *, timeout: float) -> None:
+        def ready():
+            d = self.apps.read_namespaced_daemon_set(name, namespace)
+            s = d.status
+            return s.desired_number_scheduled > 0 and (s.observed_generation or 0) >= d.metadata.generation \
+                and s.number_ready == s.desired_number_scheduled \
+                and (s.updated_number_scheduled or 0) == s.desired_number_scheduled
+
+        wait_until(f"daemonset {namespace}/{name} to be ready", ready, timeout=timeout,
+                   fail=lambda: self.broken_pod_reason(namespace))
+
+    def broken_pod_reason(self, namespace: str) -> str | None:
+        """A reason no amount of waiting will fix (an image that cannot be pulled, a crash loop)."""
+        try:
+            pods = self.core.list_namespaced_pod(namespace).items
+        except ApiException:
+            return None
+        for pod in pods:
+            for cs in (pod.status.container_statuses or []) + (pod.status.init_container_statuses or []):
+                waiting = cs.state.waiting if cs.state else None
+                if waiting and waiting.reason in ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull",
+                                                  "InvalidImageName", "CreateContainerConfigError"):
+                    return f"pod {pod.metadata.name}: {waiting.reason} ({cs.image})"
+                if waiting and waiting.reason == "CrashLoopBackOff" and cs.restart_count >= 5:
+                    return f"pod {pod.metadata.name}: container {cs.name} keeps crashing"
+        return None
+
+    def wait_nodes_ready(self, count: int, *, timeout: float) -> list[client.V1Node]:
+        def ready():
+            nodes = self.core.list_node().items
+            ok = [n for n in nodes if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])]
+            return nodes if len(nodes) == count and len(ok) == count else None
+
+        return wait_until(f"{count} nodes to be Ready", ready, timeout=timeout)
+
+    def get_json(self, path: str, query: list[tuple[str, str]] | None = None, *, timeout: float = 10) -> str:
+        """GET a raw API path (e.g. a pod proxy URL) and return the body as text."""
+        response = self.api.call_api(
+            path, "GET", query_params=query or [], auth_settings=["BearerToken"],
+            _preload_content=False, _request_timeout=timeout,
+        )
+        data = response[0].data if isinstance(response, tuple) else response.data
+        return data.decode()
+
+
+def api_error_message(e: Exception) -> str:
+    """The API server's own message for a rejected request."""
+    body = getattr(e, "body", None)
+    if body:
+        try:
+            return json.loads(body).get("message", str(body))
+        except (ValueError, AttributeError):
+            return str(body)
+    return str(e)

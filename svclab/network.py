@@ -1,0 +1,228 @@
+"""The cluster's docker network: creating it, carving load-balancer address pools from it, and the
+client container that plays "a machine outside the cluster" on it.
+
+Pools are carved from the top of the network's IPv4 subnet, downward, because Docker hands out
+container addresses from the bottom. A pool never contains the network address, the broadcast
+address, the gateway, an address a container uses, or an address another svclab cluster's pool
+holds; each cluster's pool is saved in its state folder so two clusters never overlap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import SvclabError, UsageError
+
+__all__ = ["Pool", "carve_pool", "load_pool", "save_pool", "taken_pools"]
+
+MANAGED_LABEL = "svclab.io/managed"
+CLUSTER_LABEL = "svclab.io/cluster"
+
+
+@dataclasses.dataclass(frozen=True)
+class Pool:
+    """Addresses svclab owns on a docker network: one for the client container, the rest for
+    load balancers."""
+
+    network: str
+    subnet: str
+    client_ip: str
+    first: str
+    last: str
+
+    @property
+    def range(self) -> str:
+        return f"{self.first}-{self.last}"
+
+    def addresses(self) -> list[str]:
+        start, end = int(ipaddress.IPv4Address(self.first)), int(ipaddress.IPv4Address(self.last))
+        return [str(ipaddress.IPv4Address(i)) for i in range(start, end + 1)]
+
+    def __contains__(self, ip: object) -> bool:
+        try:
+            value = int(ipaddress.IPv4Address(str(ip)))
+        except ValueError:
+            return False
+        return int(ipaddress.IPv4Address(self.first)) <= value <= int(ipaddress.IPv4Address(self.last))
+
+    def span(self) -> tuple[int, int]:
+        return int(ipaddress.IPv4Address(self.client_ip)), int(ipaddress.IPv4Address(self.last))
+
+
+def carve_pool(*, network: str, subnet: str, gateway: str | None, used: Iterable[str],
+               taken: Iterable[Pool], size: int) -> Pool:
+    """Returns the highest free block of SIZE + 1 addresses in SUBNET (the first for the client)."""
+    try:
+        net = ipaddress.ip_network(subnet, strict=False)
+    except ValueError:
+        raise SvclabError(f"docker network {network} has an unusable subnet {subnet!r}") from None
+    if net.version != 4:
+        raise UsageError(f"docker network {network} has no IPv4 subnet ({subnet})",
+                         hint="svclab needs an IPv4 subnet to carve load-balancer addresses from")
+    blocked = {int(net.network_address), int(net.broadcast_address)}
+    for ip in [gateway, *used]:
+        if ip:
+            blocked.add(int(ipaddress.ip_address(ip.split("/")[0])))
+    spans = [p.span() for p in taken]
+    need = size + 1
+    end = int(net.broadcast_address) - 1
+    low = int(net.network_address) + 1
+    while end - need + 1 >= low:
+        start = end - need + 1
+        conflicts = [a for a in blocked if start <= a <= end]
+        conflicts += [s for s, e in spans if s <= end and e >= start]
+        if not conflicts:
+            return Pool(network=network, subnet=str(net), client_ip=str(ipaddress.IPv4Address(start)),
+                        first=str(ipaddress.IPv4Address(start + 1)), last=str(ipaddress.IPv4Address(end)))
+        end = min(conflicts) - 1  # nothing from the lowest conflict upward can be used
+    raise SvclabError(f"no free block of {need} addresses left in {network} ({net})",
+                      hint="lower pool_size, or delete other svclab clusters on that network")
+
+
+def save_pool(path: Path, pool: Pool) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.write_text(json.dumps(dataclasses.asdict(pool), indent=2) + "\n")
+
+
+def load_pool(path: Path) -> Pool | None:
+    try:
+        return Pool(**json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError):
+        raise SvclabError(f"{path} is damaged", hint="run `svclab cluster.down` and `cluster.up` again") from None
+
+
+def taken_pools(state_dir: Path, network: str, *, except_cluster: str | None = None) -> list[Pool]:
+    pools = []
+    for path in sorted((state_dir / "clusters").glob("*/pool.json")):
+        if path.parent.name == except_cluster:
+            continue
+        pool = load_pool(path)
+        if pool and pool.network == network:
+            pools.append(pool)
+    return pools
+
+
+# ---------------------------------------------------------------- docker side
+
+def docker_client():
+    import docker
+    from docker.errors import DockerException
+
+    from .errors import PrerequisiteError
+
+    try:
+        dc = docker.from_env(timeout=60)
+        dc.ping()
+        return dc
+    except DockerException as e:
+        raise PrerequisiteError(f"Docker does not answer ({str(e).splitlines()[0][:120]})",
+                                hint="start Docker, or run scripts/host-setup.sh") from None
+
+
+def ensure_network(dc, name: str) -> bool:
+    """Creates the docker network NAME unless it exists; True when this call created it."""
+    from docker.errors import NotFound
+
+    try:
+        dc.networks.get(name)
+        return False
+    except NotFound:
+        pass
+    dc.networks.create(name, driver="bridge", labels={MANAGED_LABEL: "true"},
+                       options={"com.docker.network.bridge.enable_ip_masquerade": "true"})
+    return True
+
+
+def network_facts(dc, name: str) -> tuple[str, str | None, list[str]]:
+    """(IPv4 subnet, gateway, addresses in use) of the docker network NAME."""
+    net = dc.networks.get(name)
+    net.reload()
+    attrs = net.attrs
+    subnet = gateway = None
+    for cfg in (attrs.get("IPAM") or {}).get("Config") or []:
+        if ":" not in cfg.get("Subnet", ":"):
+            subnet, gateway = cfg["Subnet"], cfg.get("Gateway")
+            break
+    if subnet is None:
+        raise UsageError(f"docker network {name} has no IPv4 subnet",
+                         hint=f"remove it (`docker network rm {name}`) and let svclab create it")
+    used = [c.get("IPv4Address", "").split("/")[0] for c in (attrs.get("Containers") or {}).values()]
+    return subnet, gateway, [u for u in used if u]
+
+
+def remove_network_if_unused(dc, name: str) -> bool:
+    from docker.errors import APIError, NotFound
+
+    try:
+        net = dc.networks.get(name)
+        net.reload()
+    except NotFound:
+        return False
+    if (net.attrs.get("Labels") or {}).get(MANAGED_LABEL) != "true" or net.attrs.get("Containers"):
+        return False
+    try:
+        net.remove()
+        return True
+    except APIError:
+        return False
+
+
+def client_container_name(cluster: str) -> str:
+    return f"svclab-client-{cluster}"
+
+
+CLIENT_PORT = 8080
+
+
+def start_client(dc, *, cluster: str, pool: Pool, image: str) -> tuple[str, int]:
+    """Starts (or finds) the outside client: an agnhost netexec server on the cluster's network at
+    the pool's client address, reachable from this host on a loopback port. Its default route is
+    removed, so nothing it sends can leave the docker network."""
+    from docker.errors import NotFound
+
+    name = client_container_name(cluster)
+    try:
+        container = dc.containers.get(name)
+        if container.status != "running":
+            container.remove(force=True)
+            raise NotFound(name)
+    except NotFound:
+        networking = dc.api.create_networking_config({
+            pool.network: dc.api.create_endpoint_config(ipv4_address=pool.client_ip),
+        })
+        host_config = dc.api.create_host_config(
+            cap_add=["NET_ADMIN"], port_bindings={CLIENT_PORT: ("127.0.0.1", None)},
+        )
+        created = dc.api.create_container(
+            image, name=name, detach=True, ports=[CLIENT_PORT],
+            labels={MANAGED_LABEL: "true", CLUSTER_LABEL: cluster},
+            entrypoint=["/bin/sh", "-c"],
+            command=[f"ip route del default 2>/dev/null; exec /agnhost netexec --http-port={CLIENT_PORT}"],
+            host_config=host_config, networking_config=networking,
+        )
+        dc.api.start(created["Id"])
+        container = dc.containers.get(name)
+    container.reload()
+    binding = (container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{CLIENT_PORT}/tcp") or []
+    if not binding:
+        raise SvclabError(f"client container {name} has no published port")
+    return name, int(binding[0]["HostPort"])
+
+
+def remove_client(dc, cluster: str) -> bool:
+    from docker.errors import NotFound
+
+    try:
+        container = dc.containers.get(client_container_name(cluster))
+    except NotFound:
+        return False
+    if (container.labels or {}).get(CLUSTER_LABEL) != cluster:
+        return False
+    container.remove(force=True)
+    return True

@@ -1,0 +1,49 @@
+"""Load-balancer implementations svclab can install. Each has the same small interface:
+
+    images()             container images to preload into the nodes
+    install(ctx)         apply what it needs and configure it with the cluster's address pool
+    describe()           one line for reports
+    expects_address      whether a LoadBalancer Service without a class gets an external address
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..config import Settings
+from ..errors import UsageError
+
+__all__ = ["Provider", "InstallContext", "get_provider"]
+
+
+class InstallContext(Protocol):
+    settings: Settings
+
+    @property
+    def kube(self): ...
+
+    @property
+    def pool(self): ...
+
+    def step(self, message: str) -> None: ...
+
+
+class Provider(Protocol):
+    name: str
+    expects_address: bool
+
+    def images(self) -> list[str]: ...
+
+    def install(self, ctx: InstallContext) -> None: ...
+
+    def describe(self) -> str: ...
+
+
+def get_provider(name: str) -> Provider:
+    from .metallb import MetalLB
+    from .none import NoProvider
+
+    providers = {"metallb": MetalLB, "none": NoProvider}
+    if name not in providers:
+        raise UsageError(f"provider {name!r} is not available yet", hint=f"choose one of {', '.join(providers)}")
+    return providers[name]()

@@ -1,0 +1,65 @@
+"""MetalLB in L2 mode: the pinned upstream manifest, then an IPAddressPool holding the addresses
+svclab carved from the cluster's docker network and an L2Advertisement for it."""
+
+from __future__ import annotations
+
+from ..config import pins
+from ..errors import SvclabError
+from ..kube import api_error_message, load_manifests, wait_until
+from ..mirror import fetch
+
+__all__ = ["MetalLB", "NAMESPACE", "POOL_NAME"]
+
+NAMESPACE = "metallb-system"
+POOL_NAME = "svclab"
+
+
+class MetalLB:
+    name = "metallb"
+    expects_address = True
+
+    def __init__(self) -> None:
+        self.pins = pins()["metallb"]
+
+    def images(self) -> list[str]:
+        return [self.pins["controller_image"], self.pins["speaker_image"]]
+
+    def describe(self) -> str:
+        return f"MetalLB {self.pins['version']} (L2 mode)"
+
+    def manifest(self, ctx) -> list[dict]:
+        s = ctx.settings
+        text = fetch(self.pins["manifest_url"], self.pins["manifest_sha256"], cache_dir=s.cache_dir, mirror=s.mirror)
+        return load_manifests(text.decode())
+
+    def pool_objects(self, pool) -> list[dict]:
+        return [
+            {"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+             "metadata": {"name": POOL_NAME, "namespace": NAMESPACE},
+             "spec": {"addresses": [pool.range], "autoAssign": True}},
+            {"apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
+             "metadata": {"name": POOL_NAME, "namespace": NAMESPACE},
+             "spec": {"ipAddressPools": [POOL_NAME]}},
+        ]
+
+    def install(self, ctx) -> None:
+        kube, timeout = ctx.kube, ctx.settings.wait_timeout
+        ctx.step(f"applying {self.describe()}")
+        kube.apply(self.manifest(ctx))
+        kube.wait_deployment(NAMESPACE, "controller", timeout=timeout)
+        kube.wait_daemonset(NAMESPACE, "speaker", timeout=timeout)
+        ctx.step(f"configuring MetalLB pool {ctx.pool.range}")
+        objects = self.pool_objects(ctx.pool)
+
+        # The pool is validated by MetalLB's webhook, which answers only once its certificate and
+        # endpoints are in place, a little after the controller reports ready.
+        def applied():
+            try:
+                return kube.apply(objects)
+            except Exception as e:  # noqa: BLE001 - retried until the deadline, then reported
+                message = api_error_message(e)
+                if "webhook" in message or "connection refused" in message or "no endpoints" in message:
+                    return None
+                raise SvclabError(f"MetalLB rejected its address pool: {message}") from None
+
+        wait_until("MetalLB's webhook to accept the address pool", applied, timeout=timeout, interval=1.0)

@@ -1,0 +1,19 @@
+"""No load-balancer implementation: what a bare-metal cluster has out of the box."""
+
+from __future__ import annotations
+
+__all__ = ["NoProvider"]
+
+
+class NoProvider:
+    name = "none"
+    expects_address = False
+
+    def images(self) -> list[str]:
+        return []
+
+    def install(self, ctx) -> None:
+        ctx.step("no load-balancer implementation: LoadBalancer Services will stay <pending>")
+
+    def describe(self) -> str:
+        return "none (bare metal: nothing assigns external addresses)"
