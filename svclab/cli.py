@@ -1,0 +1,190 @@
+"""The invoke task namespace (``invoke lab.nodeport`` in a checkout, ``svclab lab.nodeport`` when
+installed): thin wrappers that resolve settings, call the engine and map errors to exit codes."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json as jsonlib
+import sys
+from pathlib import Path
+
+from invoke import Collection, Exit, Program, Task
+
+from . import __version__, labs, lifecycle, report
+from .config import load_settings
+from .errors import EXIT_INTERRUPTED, SvclabError
+from .ui import UI, make_console
+
+__all__ = ["namespace", "program", "main"]
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMON_HELP = {
+    "name": "cluster name (default: svclab)",
+    "provider": "load-balancer implementation: metallb, none",
+    "workers": "number of worker nodes (default: 2)",
+    "node_image": "kind node image (default: kind's own)",
+    "verbose": "show every command svclab runs",
+    "quiet": "print only results and errors",
+}
+LAB_HELP = {**COMMON_HELP, "json": "also write results as JSON to this file ('-': standard output)"}
+
+
+def _settings(name=None, provider=None, workers=None, node_image=None, verbose=None, quiet=None):
+    return load_settings({"cluster_name": name, "provider": provider, "workers": workers,
+                          "node_image": node_image, "verbose": verbose or None, "quiet": quiet or None})
+
+
+def guarded(fn):
+    """Turns svclab errors into one line on stderr and the documented exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(c, *args, **kwargs):
+        try:
+            return fn(c, *args, **kwargs)
+        except SvclabError as e:
+            UI().error(str(e))
+            raise Exit(code=e.exit_code) from None
+        except KeyboardInterrupt:
+            UI().error("interrupted")
+            raise Exit(code=EXIT_INTERRUPTED) from None
+
+    return wrapper
+
+
+# ---------------------------------------------------------------- cluster.*
+
+@guarded
+def up(c, name=None, provider=None, workers=None, node_image=None, verbose=False, quiet=False):
+    """Create (or reuse) a kind cluster with a load balancer and the probe clients."""
+    settings = _settings(name, provider, workers, node_image, verbose, quiet)
+    lifecycle.up(settings, UI(quiet=settings.quiet, verbose=settings.verbose))
+
+
+@guarded
+def down(c, name=None, verbose=False, quiet=False):
+    """Delete a cluster svclab created (nothing to delete is not an error)."""
+    settings = _settings(name, verbose=verbose, quiet=quiet)
+    ui = UI(quiet=settings.quiet, verbose=settings.verbose)
+    if not lifecycle.down(settings, ui):
+        ui.step(f"no svclab cluster named {settings.cluster_name}: nothing to do")
+
+
+@guarded
+def status(c, name=None, json=False):
+    """Show what svclab knows about a cluster."""
+    info = lifecycle.status(_settings(name))
+    if json:
+        print(jsonlib.dumps(info, indent=2))
+        return
+    for key, value in info.items():
+        print(f"{key:18} {value}")
+
+
+cluster = Collection("cluster")
+for fn, help_ in ((up, COMMON_HELP), (down, COMMON_HELP), (status, {"json": "print JSON"})):
+    cluster.add_task(Task(fn, help={k: v for k, v in help_.items() if k in fn.__code__.co_varnames}))
+
+
+# ---------------------------------------------------------------- lab.*
+
+def run_labs(lab_ids, *, name=None, provider=None, workers=None, node_image=None, json=None,
+             verbose=False, quiet=False) -> None:
+    settings = _settings(name, provider, workers, node_image, verbose, quiet)
+    selected = [labs.load_lab(lab_id) for lab_id in lab_ids]
+    ui = UI(quiet=settings.quiet, verbose=settings.verbose)
+    env = lifecycle.up(settings, ui)
+    results = [r for lab in selected for r in labs.run_lab(env, lab)]
+    out = make_console(sys.stdout)
+    report.render_table(results, out, title=f"svclab · provider {env.provider.describe()}")
+    if json:
+        text = report.to_json(results, context={"cluster": settings.cluster_name, "provider": env.provider.name,
+                                                "labs": lab_ids})
+        if json == "-":
+            print(text)
+        else:
+            Path(json).write_text(text + "\n")
+    code = report.exit_code(results)
+    if code:
+        raise Exit(code=code)
+
+
+def lab_task(lab_id: str) -> Task:
+    @guarded
+    def task(c, name=None, provider=None, workers=None, node_image=None, json=None, verbose=False, quiet=False):
+        run_labs([lab_id], name=name, provider=provider, workers=workers, node_image=node_image,
+                 json=json, verbose=verbose, quiet=quiet)
+
+    title = labs.load_lab(lab_id).title
+    task.__doc__ = f"{title} (brings the cluster up if needed)."
+    return Task(task, name=lab_id, help=LAB_HELP)
+
+
+@guarded
+def all_labs(c, name=None, provider=None, workers=None, node_image=None, json=None, verbose=False, quiet=False):
+    """Run every lab on one cluster."""
+    run_labs(labs.available_labs(), name=name, provider=provider, workers=workers, node_image=node_image,
+             json=json, verbose=verbose, quiet=quiet)
+
+
+@guarded
+def list_labs(c):
+    """List the labs and the claims each demonstrates."""
+    for lab_id in labs.available_labs():
+        lab = labs.load_lab(lab_id)
+        print(f"{lab_id:14} {' '.join(lab.claims):28} {lab.title}")
+
+
+lab = Collection("lab")
+for lab_id in labs.available_labs():
+    lab.add_task(lab_task(lab_id))
+lab.add_task(Task(all_labs, name="all", help=LAB_HELP))
+lab.add_task(Task(list_labs, name="list"))
+
+
+# ---------------------------------------------------------------- testbed.*
+
+def _builder():
+    path = ROOT / "scripts" / "testbed" / "builder.py"
+    if not path.exists():
+        raise SvclabError("the test-bed builder is only available in a checkout of svclab")
+    spec = importlib.util.spec_from_file_location("svclab_testbed_builder", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@guarded
+def tb_build(c):
+    """Build (or reuse) every image the test bed needs, from Debian packages and Go modules."""
+    if _builder().main(["build"]) != 0:
+        raise Exit(code=4)
+
+
+@guarded
+def tb_status(c):
+    """List the cached test-bed images."""
+    _builder().main(["status"])
+
+
+@guarded
+def tb_clean(c, all=False):
+    """Remove the test-bed images (--all: also the build caches)."""
+    _builder().main(["clean", *(["--all"] if all else [])])
+
+
+testbed = Collection("testbed")
+testbed.add_task(Task(tb_build, name="build"))
+testbed.add_task(Task(tb_status, name="status"))
+testbed.add_task(Task(tb_clean, name="clean", help={"all": "also remove Go, rootfs and download caches"}))
+
+namespace = Collection()
+namespace.add_collection(cluster)
+namespace.add_collection(lab)
+namespace.add_collection(testbed)
+
+program = Program(namespace=namespace, name="svclab", binary="svclab", version=__version__)
+
+
+def main() -> None:
+    program.run()

@@ -1,0 +1,235 @@
+"""Labs as data: ``labs/<id>/lab.yaml`` names its manifests and its probes, each probe with the
+expectation that holds for every provider (``expect``) or for one (``expect_by_provider``).
+
+Running a lab applies its manifests into the lab's own namespace, waits for its workloads, runs
+the probes concurrently and turns each observation into a verdict.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import string
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import probes
+from .errors import SvclabError, UsageError
+from .kube import load_manifests
+from .lifecycle import SYSTEM_NAMESPACE, Environment, agnhost_image
+
+__all__ = ["Lab", "Probe", "Result", "LABS_DIR", "available_labs", "load_lab", "run_lab"]
+
+ROOT = Path(__file__).resolve().parent.parent
+LABS_DIR = ROOT / "labs"
+MANIFESTS_DIR = ROOT / "manifests"
+_REQUIRED = {
+    "service": ("service", "field"),
+    "http": ("service", "via"),
+    "dns": ("service",),
+    "rejects": ("manifest",),
+    "pending": ("service",),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    id: str
+    claim: str
+    path: str
+    spec: Mapping[str, Any]
+
+    def expectation(self, provider: str) -> dict[str, Any]:
+        by_provider = self.spec.get("expect_by_provider") or {}
+        return dict(by_provider.get(provider, self.spec.get("expect") or {}))
+
+
+@dataclasses.dataclass(frozen=True)
+class Lab:
+    id: str
+    title: str
+    claims: tuple[str, ...]
+    manifests: tuple[str, ...]
+    deployments: tuple[str, ...]
+    probes: tuple[Probe, ...]
+    directory: Path
+
+    @property
+    def namespace(self) -> str:
+        return f"svclab-{self.id}"
+
+
+@dataclasses.dataclass
+class Result:
+    lab: str
+    probe: str
+    claim: str
+    path: str
+    expected: str
+    observed: str
+    evidence: list[str]
+    passed: bool
+    problems: list[str]
+    seconds: float
+    facts: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def available_labs() -> list[str]:
+    return sorted(p.parent.name for p in LABS_DIR.glob("*/lab.yaml"))
+
+
+def _bad(lab: str, message: str) -> UsageError:
+    return UsageError(f"labs/{lab}/lab.yaml: {message}", hint="fix the lab definition")
+
+
+def parse_lab(lab_id: str, data: Any, directory: Path) -> Lab:
+    if not isinstance(data, dict):
+        raise _bad(lab_id, "expected a mapping")
+    for key in ("title", "probes"):
+        if key not in data:
+            raise _bad(lab_id, f"missing {key!r}")
+    parsed = []
+    seen = set()
+    for i, raw in enumerate(data["probes"] or []):
+        if not isinstance(raw, dict) or "id" not in raw:
+            raise _bad(lab_id, f"probe #{i + 1} has no id")
+        pid = raw["id"]
+        if pid in seen:
+            raise _bad(lab_id, f"probe id {pid!r} is used twice")
+        seen.add(pid)
+        kind = raw.get("kind")
+        if kind not in probes.PROBE_KINDS:
+            raise _bad(lab_id, f"probe {pid!r}: unknown kind {kind!r} (known: {', '.join(probes.PROBE_KINDS)})")
+        missing = [f for f in _REQUIRED[kind] if f not in raw]
+        if missing:
+            raise _bad(lab_id, f"probe {pid!r}: missing {missing[0]!r}")
+        if kind == "http":
+            if raw["via"] not in probes.HTTP_VIA:
+                raise _bad(lab_id, f"probe {pid!r}: via must be one of {', '.join(probes.HTTP_VIA)}")
+            if raw.get("from", "outside") not in probes.HTTP_FROM:
+                raise _bad(lab_id, f"probe {pid!r}: from must be one of {', '.join(probes.HTTP_FROM)}")
+            if raw.get("nodes", "all") not in probes.NODE_SETS:
+                raise _bad(lab_id, f"probe {pid!r}: nodes must be one of {', '.join(probes.NODE_SETS)}")
+        if not raw.get("expect") and not raw.get("expect_by_provider"):
+            raise _bad(lab_id, f"probe {pid!r} has no expectation")
+        for expect in [raw.get("expect") or {}, *(raw.get("expect_by_provider") or {}).values()]:
+            try:
+                probes.check_expectation(expect, {})
+            except UsageError as e:
+                raise _bad(lab_id, f"probe {pid!r}: {e.message}") from None
+        parsed.append(Probe(pid, str(raw.get("claim", "")), str(raw.get("path", pid)), raw))
+    return Lab(
+        id=lab_id, title=str(data["title"]), claims=tuple(data.get("claims") or ()),
+        manifests=tuple(data.get("manifests") or ()), deployments=tuple(data.get("deployments") or ()),
+        probes=tuple(parsed), directory=directory,
+    )
+
+
+def load_lab(lab_id: str) -> Lab:
+    path = LABS_DIR / lab_id / "lab.yaml"
+    if not path.exists():
+        raise UsageError(f"unknown lab {lab_id!r}", hint=f"choose one of {', '.join(available_labs())}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        raise _bad(lab_id, "not valid YAML") from None
+    return parse_lab(lab_id, data, path.parent)
+
+
+@dataclasses.dataclass
+class ProbeContext:
+    """What a probe may use: the cluster, the lab's namespace, and the topology seen before probing."""
+
+    env: Environment
+    lab: Lab
+    topology: probes.Topology
+    client_pod: str
+
+    @property
+    def kube(self):
+        return self.env.kube
+
+    @property
+    def settings(self):
+        return self.env.settings
+
+    @property
+    def namespace(self) -> str:
+        return self.lab.namespace
+
+    @property
+    def client_port(self) -> int:
+        return self.env.client_port
+
+    def render(self, manifest: str) -> str:
+        for base in (self.lab.directory, MANIFESTS_DIR):
+            path = base / manifest
+            if path.exists():
+                break
+        else:
+            raise UsageError(f"lab {self.lab.id}: manifest {manifest} not found in labs/{self.lab.id}/ or manifests/")
+        try:
+            return string.Template(path.read_text()).substitute(
+                AGNHOST_IMAGE=agnhost_image(), NAMESPACE=self.namespace)
+        except (KeyError, ValueError) as e:
+            raise UsageError(f"{path}: unknown placeholder {e}", hint="use ${AGNHOST_IMAGE} or ${NAMESPACE}") from None
+
+
+def _topology(env: Environment, namespace: str) -> tuple[probes.Topology, str]:
+    core = env.kube.core
+    nodes = []
+    for n in core.list_node().items:
+        ip = next((a.address for a in n.status.addresses if a.type == "InternalIP"), "")
+        nodes.append(probes.NodeInfo(n.metadata.name, ip, n.spec.pod_cidr,
+                                     (n.metadata.labels or {}).get("svclab.io/backend-node") == "true"))
+    pods = core.list_namespaced_pod(namespace).items
+    pod_nodes = {p.metadata.name: p.spec.node_name for p in pods if p.status.phase == "Running"}
+    clients = [p for p in core.list_namespaced_pod(SYSTEM_NAMESPACE,
+                                                   label_selector="app.kubernetes.io/name=svclab-client").items
+               if p.status.phase == "Running" and p.metadata.deletion_timestamp is None]
+    if not clients:
+        raise SvclabError("the in-cluster client pod is not running", hint="run `svclab cluster.up` again")
+    topo = probes.Topology(nodes=sorted(nodes, key=lambda n: n.name), pod_nodes=pod_nodes,
+                           client_ip=env.pool.client_ip, client_pod_ip=clients[0].status.pod_ip, pool=env.pool)
+    return topo, clients[0].metadata.name
+
+
+def prepare(env: Environment, lab: Lab) -> None:
+    kube = env.kube
+    kube.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": lab.namespace}}])
+    ctx = ProbeContext(env, lab, None, "")  # type: ignore[arg-type]
+    objects = [obj for m in lab.manifests for obj in load_manifests(ctx.render(m))]
+    kube.apply(objects, namespace=lab.namespace)
+    for name in lab.deployments:
+        kube.wait_deployment(lab.namespace, name, timeout=env.settings.wait_timeout)
+
+
+def run_probe(ctx: ProbeContext, probe: Probe) -> Result:
+    expect = probe.expectation(ctx.env.provider.name)
+    started = time.monotonic()
+    try:
+        seen = probes.observe(ctx, probe.spec | {"expect": expect})
+        problems = probes.check_expectation(expect, seen.facts)
+    except SvclabError as e:
+        seen = probes.Observation(f"probe failed: {e}", [str(e)], {})
+        problems = [str(e)]
+    except Exception as e:  # noqa: BLE001 - one broken probe must not hide the others' results
+        seen = probes.Observation(f"probe failed: {type(e).__name__}", [str(e)[:300]], {})
+        problems = [f"{type(e).__name__}: {str(e)[:200]}"]
+    return Result(lab=ctx.lab.id, probe=probe.id, claim=probe.claim, path=probe.path,
+                  expected=probes.describe_expectation(expect), observed=seen.observed,
+                  evidence=seen.evidence, passed=not problems, problems=problems,
+                  seconds=round(time.monotonic() - started, 2), facts=seen.facts)
+
+
+def run_lab(env: Environment, lab: Lab) -> list[Result]:
+    env.step(f"lab {lab.id}: {lab.title}")
+    prepare(env, lab)
+    topology, client_pod = _topology(env, lab.namespace)
+    ctx = ProbeContext(env, lab, topology, client_pod)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(lambda p: run_probe(ctx, p), lab.probes))

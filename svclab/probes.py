@@ -1,0 +1,387 @@
+"""Probes: each observes one traffic path or one API behaviour and returns what it saw.
+
+Probe kinds (the vocabulary lab definitions use):
+
+    service   read a field of a Service (its type, ClusterIP, nodePort, external address)
+    http      send HTTP requests from a client to a Service: through its ClusterIP, its DNS name,
+              every node's NodePort, or its load-balancer address
+    rejects   ask the API server (dry run) to accept a manifest, expecting a refusal
+    dns       resolve a Service's cluster DNS name inside a pod
+    pending   watch a LoadBalancer Service for a while, expecting no external address
+
+Clients: ``pod`` is the in-cluster client pod (reached through the API server's pod proxy);
+``outside`` is the client container on the cluster's docker network (reached on a loopback port;
+it has no default route, so it can reach nothing beyond that network). Both run agnhost netexec,
+whose /dial endpoint makes the requests; the echo backends answer /hostname and /clientip.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import requests
+from kubernetes import watch
+from kubernetes.client.rest import ApiException
+
+from .errors import SvclabError, UsageError
+from .kube import api_error_message, load_manifests
+
+__all__ = ["Observation", "Topology", "PROBE_KINDS", "check_expectation", "describe_expectation", "observe"]
+
+PROBE_KINDS = ("service", "http", "dns", "rejects", "pending")
+HTTP_VIA = ("cluster-ip", "dns", "node-port", "load-balancer")
+HTTP_FROM = ("pod", "outside")
+NODE_SETS = ("all", "backend", "no-backend")
+
+
+@dataclasses.dataclass
+class Observation:
+    """What a probe saw: a one-line summary, evidence lines, and facts for expectations/JSON."""
+
+    observed: str
+    evidence: list[str]
+    facts: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeInfo:
+    name: str
+    ip: str
+    pod_cidr: str | None
+    backend: bool
+
+    def owns(self, ip: str) -> bool:
+        """True when IP is one of this node's own addresses (InternalIP or pod-network gateway)."""
+        if ip == self.ip:
+            return True
+        if self.pod_cidr:
+            net = ipaddress.ip_network(self.pod_cidr, strict=False)
+            return ip == str(net.network_address + 1)
+        return False
+
+
+@dataclasses.dataclass(frozen=True)
+class Topology:
+    nodes: list[NodeInfo]
+    pod_nodes: Mapping[str, str]     # pod name -> node name, in the lab's namespace
+    client_ip: str                   # the outside client's address
+    client_pod_ip: str               # the in-cluster client's address
+    pool: Any                        # network.Pool
+
+    def node_owning(self, ip: str) -> str | None:
+        return next((n.name for n in self.nodes if n.owns(ip)), None)
+
+
+# ------------------------------------------------------------------ expectations (pure)
+
+def describe_expectation(expect: Mapping[str, Any]) -> str:
+    parts = []
+    for key, value in expect.items():
+        if key == "answers":
+            parts.append("answers" if value else "no answer")
+        elif key == "equals":
+            parts.append(f"= {value}")
+        elif key == "in_range":
+            parts.append(f"in {value[0]}–{value[1]}")
+        elif key == "set":
+            parts.append("set" if value else "not set")
+        elif key == "in_pool":
+            parts.append("from svclab's pool" if value else "outside the pool")
+        elif key == "min_backends":
+            parts.append(f"≥{value} backends")
+        elif key == "min_backend_nodes":
+            parts.append(f"on ≥{value} nodes")
+        elif key == "source":
+            parts.append("source = client address" if value == "client" else "source = a node address")
+        elif key == "message":
+            parts.append(f"rejected: /{value}/")
+        elif key == "pending":
+            parts.append("stays <pending>" if value else "gets an address")
+        elif key == "resolves_to_cluster_ip":
+            parts.append("resolves to the ClusterIP" if value else "does not resolve to the ClusterIP")
+        else:
+            parts.append(f"{key}={value}")
+    return ", ".join(parts)
+
+
+def check_expectation(expect: Mapping[str, Any], facts: Mapping[str, Any]) -> list[str]:
+    """Compares FACTS with EXPECT; returns what differs (empty: as expected)."""
+    problems = []
+    for key, want in expect.items():
+        if key == "answers":
+            answered, total = facts.get("answered_targets", 0), facts.get("targets", 0)
+            silent = facts.get("silent_targets", 0)
+            if want and (total == 0 or answered != total or facts.get("errors", 0)):
+                problems.append(f"{total - answered} of {total} targets did not answer every request")
+            if not want and facts.get("responses", 0):
+                problems.append(f"{total - silent} of {total} targets answered")
+        elif key == "equals":
+            if facts.get("value") != want:
+                problems.append(f"{facts.get('value')!r} is not {want!r}")
+        elif key == "in_range":
+            v = facts.get("value")
+            if not isinstance(v, int) or not want[0] <= v <= want[1]:
+                problems.append(f"{v!r} is not within {want[0]}–{want[1]}")
+        elif key == "set":
+            if bool(facts.get("value") not in (None, "", [], "None")) != want:
+                problems.append(f"value is {'set' if not want else 'not set'}")
+        elif key == "in_pool":
+            if bool(facts.get("in_pool")) != want:
+                problems.append(f"{facts.get('value')!r} is {'not ' if want else ''}in the pool")
+        elif key == "min_backends":
+            if len(facts.get("backends", [])) < want:
+                problems.append(f"reached {len(facts.get('backends', []))} backends")
+        elif key == "min_backend_nodes":
+            if len(facts.get("backend_nodes", [])) < want:
+                problems.append(f"backends on {len(facts.get('backend_nodes', []))} nodes")
+        elif key == "source":
+            sources = facts.get("source_kinds", [])
+            if not sources:
+                problems.append("no source address observed")
+            elif any(s != want for s in sources):
+                problems.append(f"source addresses were {', '.join(sorted(set(sources)))}")
+        elif key == "message":
+            message = facts.get("message")
+            if message is None:
+                problems.append("the API server accepted it")
+            elif not re.search(want, message):
+                problems.append("rejected with another message")
+        elif key == "resolves_to_cluster_ip":
+            if (facts.get("value") is not None and facts.get("value") == facts.get("cluster_ip")) != want:
+                problems.append(f"resolved to {facts.get('value')!r}, ClusterIP is {facts.get('cluster_ip')!r}")
+        elif key == "pending":
+            if bool(facts.get("pending")) != want:
+                problems.append("an address was assigned" if want else "no address was assigned")
+        else:
+            raise UsageError(f"unknown expectation {key!r}")
+    return problems
+
+
+# ------------------------------------------------------------------ observing
+
+def _field(obj: Any, path: str) -> Any:
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        if part.startswith("["):
+            idx = int(part[1:-1])
+            obj = obj[idx] if isinstance(obj, list) and len(obj) > idx else None
+        else:
+            obj = obj.get(part) if isinstance(obj, dict) else None
+        if obj is None:
+            return None
+    return obj
+
+
+def _service(ctx, name: str) -> dict[str, Any]:
+    try:
+        svc = ctx.kube.core.read_namespaced_service(name, ctx.namespace)
+    except ApiException as e:
+        if e.status == 404:
+            raise SvclabError(f"Service {ctx.namespace}/{name} does not exist") from None
+        raise
+    return ctx.kube.api.sanitize_for_serialization(svc)
+
+
+def observe_service(ctx, spec: Mapping[str, Any]) -> Observation:
+    svc = _service(ctx, spec["service"])
+    value = _field(svc, spec["field"])
+    facts: dict[str, Any] = {"value": value}
+    if "in_pool" in spec.get("expect", {}):
+        facts["in_pool"] = value in ctx.topology.pool if value else False
+    return Observation(
+        observed=f"{spec['field']} = {value if value is not None else '(not set)'}",
+        evidence=[f"Service {ctx.namespace}/{spec['service']}: {spec['field']} = {json.dumps(value)}"],
+        facts=facts,
+    )
+
+
+def _external_ip(svc: dict[str, Any]) -> str | None:
+    for ingress in _field(svc, "status.loadBalancer.ingress") or []:
+        if ingress.get("ip"):
+            return ingress["ip"]
+    return None
+
+
+def wait_external_ip(ctx, name: str, timeout: float) -> str | None:
+    deadline = time.monotonic() + timeout
+    while True:
+        ip = _external_ip(_service(ctx, name))
+        if ip or time.monotonic() >= deadline:
+            return ip
+        time.sleep(0.5)
+
+
+def http_targets(ctx, spec: Mapping[str, Any]) -> list[tuple[str, str, int]]:
+    """(label, host, port) for every address the probe sends to."""
+    svc = _service(ctx, spec["service"])
+    port_spec = (svc["spec"].get("ports") or [{}])[0]
+    via = spec["via"]
+    if via == "cluster-ip":
+        return [("ClusterIP", svc["spec"]["clusterIP"], port_spec["port"])]
+    if via == "dns":
+        name = f"{spec['service']}.{ctx.namespace}.svc.cluster.local"
+        return [(name, name, port_spec["port"])]
+    if via == "node-port":
+        node_port = port_spec.get("nodePort")
+        if not node_port:
+            raise SvclabError(f"Service {spec['service']} has no nodePort")
+        which = spec.get("nodes", "all")
+        nodes = [n for n in ctx.topology.nodes
+                 if which == "all" or (which == "backend") == (n.name in set(ctx.topology.pod_nodes.values()))]
+        return [(f"{n.name} {n.ip}:{node_port}", n.ip, node_port) for n in nodes]
+    if via == "load-balancer":
+        # Without an implementation no address will come: do not wait the full deadline for it.
+        timeout = ctx.settings.wait_timeout if ctx.env.provider.expects_address else 3
+        ip = wait_external_ip(ctx, spec["service"], timeout)
+        return [(f"load balancer {ip}", ip, port_spec["port"])] if ip else []
+    raise UsageError(f"unknown http via {via!r}")
+
+
+def announcer(ctx, service: str) -> str | None:
+    """The node a layer-2 load balancer answers ARP from, as its controller reported in an Event."""
+    events = ctx.kube.core.list_namespaced_event(
+        ctx.namespace, field_selector=f"involvedObject.kind=Service,involvedObject.name={service}").items
+    for event in sorted(events, key=lambda e: e.last_timestamp or e.event_time or e.metadata.creation_timestamp,
+                        reverse=True):
+        match = re.search(r'announcing from node "([^"]+)"', event.message or "")
+        if match:
+            return match.group(1)
+    return None
+
+
+def dial(ctx, source: str, host: str, port: int, request: str, tries: int) -> dict[str, list[str]]:
+    query = [("request", request), ("protocol", "http"), ("host", host), ("port", str(port)), ("tries", str(tries))]
+    budget = tries * (ctx.settings.probe_timeout + 1) + 10
+    if source == "outside":
+        response = requests.get(f"http://127.0.0.1:{ctx.client_port}/dial", params=query, timeout=budget)
+        response.raise_for_status()
+        return response.json()
+    text = ctx.kube.get_json(f"/api/v1/namespaces/svclab-system/pods/{ctx.client_pod}:8080/proxy/dial",
+                             query, timeout=budget)
+    return json.loads(text)
+
+
+def observe_http(ctx, spec: Mapping[str, Any]) -> Observation:
+    source, tries = spec.get("from", "outside"), int(spec.get("tries", 1))
+    request = spec.get("request", "hostname")
+    targets = http_targets(ctx, spec)
+    topo = ctx.topology
+    client_ip = topo.client_ip if source == "outside" else topo.client_pod_ip
+    evidence, backends, backend_nodes, source_kinds = [], set(), set(), []
+    answered = silent = responses = errors = 0
+    if not targets:
+        evidence.append(f"Service {spec['service']} has no external address")
+    elif spec["via"] == "load-balancer" and (node := announcer(ctx, spec["service"])):
+        evidence.append(f"address announced by node {node}")
+    for label, host, port in targets:
+        result = dial(ctx, source, host, port, request, tries)
+        got, errs = result.get("responses", []), result.get("errors", [])
+        responses += len(got)
+        errors += len(errs)
+        answered += 1 if got else 0
+        silent += 0 if got else 1
+        seen = []
+        for body in got:
+            if request == "clientip":
+                ip = body.rsplit(":", 1)[0]
+                kind = "client" if ip == client_ip else ("node" if topo.node_owning(ip) else "other")
+                source_kinds.append(kind)
+                seen.append(f"{ip} ({kind if kind != 'node' else 'node ' + topo.node_owning(ip)})")
+            else:
+                backends.add(body)
+                node = topo.pod_nodes.get(body)
+                if node:
+                    backend_nodes.add(node)
+                seen.append(f"{body} on {node or '?'}")
+        line = f"{source} → {label}: {len(got)}/{tries} answered"
+        if seen:
+            line += "; saw " + ", ".join(sorted(set(seen)))
+        if errs:
+            line += f"; error: {errs[0][:120]}"
+        evidence.append(line)
+    facts = {"targets": len(targets), "answered_targets": answered, "silent_targets": silent,
+             "responses": responses, "errors": errors, "backends": sorted(backends),
+             "backend_nodes": sorted(backend_nodes), "source_kinds": source_kinds}
+    if request == "clientip" and source_kinds:
+        observed = f"source seen by backend: {', '.join(sorted(set(source_kinds)))}"
+    elif not targets:
+        observed = "no external address"
+    elif responses:
+        observed = f"{answered}/{len(targets)} answered, {len(backends)} backends on {len(backend_nodes)} nodes" \
+            if request == "hostname" else f"{answered}/{len(targets)} answered"
+    else:
+        observed = f"none of {len(targets)} answered"
+    return Observation(observed, evidence, facts)
+
+
+def observe_dns(ctx, spec: Mapping[str, Any]) -> Observation:
+    svc = _service(ctx, spec["service"])
+    name = f"{spec['service']}.{ctx.namespace}.svc.cluster.local"
+    text = ctx.kube.get_json(f"/api/v1/namespaces/svclab-system/pods/{ctx.client_pod}:8080/proxy/shell",
+                             [("cmd", f"getent hosts {name}")], timeout=ctx.settings.probe_timeout + 10)
+    output = json.loads(text).get("output", "")
+    resolved = output.split()[0] if output.split() else None
+    cluster_ip = svc["spec"].get("clusterIP")
+    return Observation(
+        observed=f"{name} → {resolved or 'nothing'}",
+        evidence=[f"pod {ctx.client_pod}: getent hosts {name} → {output.strip() or '(no answer)'}",
+                  f"Service ClusterIP: {cluster_ip}"],
+        facts={"value": resolved, "cluster_ip": cluster_ip},
+    )
+
+
+def observe_rejects(ctx, spec: Mapping[str, Any]) -> Observation:
+    objects = load_manifests(ctx.render(spec["manifest"]))
+    try:
+        ctx.kube.apply(objects, namespace=ctx.namespace, dry_run=True)
+    except ApiException as e:
+        message = api_error_message(e)
+        return Observation(f"rejected ({e.status})", [f"API server: {message}"], {"message": message})
+    except Exception as e:  # the dynamic client wraps ApiException
+        message = api_error_message(e)
+        if getattr(e, "status", None) in (400, 409, 422):
+            return Observation(f"rejected ({e.status})", [f"API server: {message}"], {"message": message})
+        raise
+    return Observation("accepted", [f"the API server accepted {spec['manifest']} (dry run)"], {"message": None})
+
+
+def observe_pending(ctx, spec: Mapping[str, Any]) -> Observation:
+    name, within = spec["service"], float(spec.get("within", 10))
+    svc = _service(ctx, name)
+    ip = _external_ip(svc)
+    started = time.monotonic()
+    if not ip:
+        w = watch.Watch()
+        for event in w.stream(ctx.kube.core.list_namespaced_service, ctx.namespace,
+                              field_selector=f"metadata.name={name}", timeout_seconds=max(1, int(within))):
+            ip = _external_ip(ctx.kube.api.sanitize_for_serialization(event["object"]))
+            if ip or time.monotonic() - started >= within:
+                w.stop()
+                break
+    waited = time.monotonic() - started
+    lb_class = _field(svc, "spec.loadBalancerClass")
+    evidence = [f"Service {ctx.namespace}/{name} type={_field(svc, 'spec.type')}"
+                + (f" loadBalancerClass={lb_class}" if lb_class else "")]
+    if ip:
+        evidence.append(f"EXTERNAL-IP {ip} after {waited:.1f}s")
+        return Observation(f"got {ip}", evidence, {"pending": False, "value": ip})
+    evidence.append(f"EXTERNAL-IP <pending> for {waited:.0f}s of watching")
+    return Observation("<pending>", evidence, {"pending": True})
+
+
+OBSERVERS: dict[str, Callable[[Any, Mapping[str, Any]], Observation]] = {
+    "service": observe_service,
+    "http": observe_http,
+    "dns": observe_dns,
+    "rejects": observe_rejects,
+    "pending": observe_pending,
+}
+
+
+def observe(ctx, spec: Mapping[str, Any]) -> Observation:
+    return OBSERVERS[spec["kind"]](ctx, spec)
