@@ -9,11 +9,13 @@ import json as jsonlib
 import sys
 from pathlib import Path
 
+from docker.errors import DockerException
 from invoke import Collection, Exit, Program, Task
+from kubernetes.client.rest import ApiException
 
 from . import __version__, labs, lifecycle, report
 from .config import load_settings
-from .errors import EXIT_INTERRUPTED, SvclabError
+from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, SvclabError
 from .ui import UI, make_console
 
 __all__ = ["namespace", "program", "main"]
@@ -35,6 +37,11 @@ def _settings(name=None, provider=None, workers=None, node_image=None, verbose=N
                           "node_image": node_image, "verbose": verbose or None, "quiet": quiet or None})
 
 
+def _first_line(e: Exception) -> str:
+    reason = getattr(e, "explanation", None) or getattr(e, "reason", None) or str(e)
+    return str(reason).strip().splitlines()[0][:300] if str(reason).strip() else type(e).__name__
+
+
 def guarded(fn):
     """Turns svclab errors into one line on stderr and the documented exit code."""
 
@@ -45,6 +52,9 @@ def guarded(fn):
         except SvclabError as e:
             UI().error(str(e))
             raise Exit(code=e.exit_code) from None
+        except (DockerException, ApiException) as e:
+            UI().error(f"{type(e).__name__}: {_first_line(e)}")
+            raise Exit(code=EXIT_FAILURE) from None
         except KeyboardInterrupt:
             UI().error("interrupted")
             raise Exit(code=EXIT_INTERRUPTED) from None

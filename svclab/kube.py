@@ -18,7 +18,7 @@ from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 
 from .errors import SvclabError
 
-__all__ = ["Kube", "MANAGED_BY", "FIELD_MANAGER", "load_manifests", "wait_until", "WaitTimeout"]
+__all__ = ["Kube", "MANAGED_BY", "FIELD_MANAGER", "api_error_message", "load_manifests", "wait_until", "WaitTimeout"]
 
 FIELD_MANAGER = "svclab"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "svclab"}
@@ -117,6 +117,31 @@ class Kube:
                 self.wait_crd_established(meta["name"])
         return applied
 
+    def delete(self, objects: Iterable[dict[str, Any]], *, namespace: str | None = None) -> None:
+        """Deletes OBJECTS (reverse apply order), ignoring those already gone."""
+        for obj in sorted(objects, key=_apply_order, reverse=True):
+            resource = self._resource(obj)
+            meta = obj.get("metadata", {})
+            ns = meta.get("namespace") or (namespace if resource.namespaced else None)
+            try:
+                resource.delete(name=meta["name"], namespace=ns)
+            except DynamicApiError as e:
+                if e.status != 404:
+                    raise
+
+    def wait_service_endpoints(self, namespace: str, *, timeout: float) -> None:
+        """Waits until every Service with a selector in NAMESPACE has a ready endpoint."""
+        discovery = client.DiscoveryV1Api(self.api)
+
+        def ready():
+            services = [s for s in self.core.list_namespaced_service(namespace).items if s.spec.selector]
+            slices = discovery.list_namespaced_endpoint_slice(namespace).items
+            have = {sl.metadata.labels.get("kubernetes.io/service-name") for sl in slices
+                    if any(ep.conditions and ep.conditions.ready for ep in sl.endpoints or [])}
+            return all(s.metadata.name in have for s in services)
+
+        wait_until(f"Services in {namespace} to have ready endpoints", ready, timeout=timeout)
+
     def wait_crd_established(self, name: str, timeout: float = 60) -> None:
         ext = client.ApiextensionsV1Api(self.api)
 
@@ -154,8 +179,9 @@ class Kube:
             return (s.observed_generation or 0) >= d.metadata.generation and \
                 (s.updated_replicas or 0) == want and (s.available_replicas or 0) == want
 
+        since = time.time()
         wait_until(f"deployment {namespace}/{name} to be available", available, timeout=timeout,
-                   fail=lambda: self.broken_pod_reason(namespace))
+                   fail=lambda: self.broken_pod_reason(namespace, since))
 
     def wait_daemonset(self, namespace: str, name: str, *, timeout: float) -> None:
         def ready():
@@ -165,16 +191,25 @@ class Kube:
                 and s.number_ready == s.desired_number_scheduled \
                 and (s.updated_number_scheduled or 0) == s.desired_number_scheduled
 
+        since = time.time()
         wait_until(f"daemonset {namespace}/{name} to be ready", ready, timeout=timeout,
-                   fail=lambda: self.broken_pod_reason(namespace))
+                   fail=lambda: self.broken_pod_reason(namespace, since))
 
-    def broken_pod_reason(self, namespace: str) -> str | None:
-        """A reason no amount of waiting will fix (an image that cannot be pulled, a crash loop)."""
+    def broken_pod_reason(self, namespace: str, since: float = 0.0) -> str | None:
+        """A reason no amount of waiting will fix (an image that cannot be pulled, a crash loop),
+        among pods created after SINCE (older ones may be on their way out in a rollout)."""
         try:
             pods = self.core.list_namespaced_pod(namespace).items
         except ApiException:
             return None
+        now = time.time()
         for pod in pods:
+            if pod.metadata.deletion_timestamp or pod.metadata.creation_timestamp.timestamp() < since - 1:
+                continue
+            for cond in pod.status.conditions or []:
+                stuck = now - cond.last_transition_time.timestamp() if cond.last_transition_time else 0
+                if cond.type == "PodScheduled" and cond.reason == "Unschedulable" and stuck > 30:
+                    return f"pod {pod.metadata.name} cannot be scheduled: {cond.message}"
             for cs in (pod.status.container_statuses or []) + (pod.status.init_container_statuses or []):
                 waiting = cs.state.waiting if cs.state else None
                 if waiting and waiting.reason in ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull",

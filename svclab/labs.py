@@ -206,6 +206,7 @@ def prepare(env: Environment, lab: Lab) -> None:
     kube.apply(objects, namespace=lab.namespace)
     for name in lab.deployments:
         kube.wait_deployment(lab.namespace, name, timeout=env.settings.wait_timeout)
+    kube.wait_service_endpoints(lab.namespace, timeout=env.settings.wait_timeout)
 
 
 def run_probe(ctx: ProbeContext, probe: Probe) -> Result:

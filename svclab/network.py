@@ -126,15 +126,26 @@ def docker_client():
 
 
 def ensure_network(dc, name: str) -> bool:
-    """Creates the docker network NAME unless it exists; True when this call created it."""
+    """Creates the docker network NAME unless it exists; True when this call created it.
+
+    The subnet must be written into the network's configuration (fixed container addresses need
+    it), so Docker first picks a free one as usual and the network is then made again with it.
+    """
     from docker.errors import NotFound
+    from docker.types import IPAMConfig, IPAMPool
 
     try:
         dc.networks.get(name)
         return False
     except NotFound:
         pass
-    dc.networks.create(name, driver="bridge", labels={MANAGED_LABEL: "true"},
+    labels = {MANAGED_LABEL: "true"}
+    probe = dc.networks.create(name, driver="bridge", labels=labels)
+    probe.reload()
+    picked = next(c for c in probe.attrs["IPAM"]["Config"] if ":" not in c["Subnet"])
+    probe.remove()
+    ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=picked["Subnet"], gateway=picked.get("Gateway"))])
+    dc.networks.create(name, driver="bridge", labels=labels, ipam=ipam,
                        options={"com.docker.network.bridge.enable_ip_masquerade": "true"})
     return True
 

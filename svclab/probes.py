@@ -278,9 +278,19 @@ def observe_http(ctx, spec: Mapping[str, Any]) -> Observation:
         evidence.append(f"Service {spec['service']} has no external address")
     elif spec["via"] == "load-balancer" and (node := announcer(ctx, spec["service"])):
         evidence.append(f"address announced by node {node}")
+    # Expecting answers, give a fresh Service a few seconds for kube-proxy (and the load
+    # balancer) to program every node; expecting silence, one round is the observation.
+    settle = ctx.settings.wait_timeout / 8 if (spec.get("expect") or {}).get("answers") else 0
     for label, host, port in targets:
-        result = dial(ctx, source, host, port, request, tries)
-        got, errs = result.get("responses", []), result.get("errors", [])
+        deadline = time.monotonic() + settle
+        attempts = 0
+        while True:
+            attempts += 1
+            result = dial(ctx, source, host, port, request, tries)
+            got, errs = result.get("responses", []), result.get("errors", [])
+            if not errs or time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
         responses += len(got)
         errors += len(errs)
         answered += 1 if got else 0
@@ -299,6 +309,8 @@ def observe_http(ctx, spec: Mapping[str, Any]) -> Observation:
                     backend_nodes.add(node)
                 seen.append(f"{body} on {node or '?'}")
         line = f"{source} → {label}: {len(got)}/{tries} answered"
+        if attempts > 1:
+            line += f" (round {attempts})"
         if seen:
             line += "; saw " + ", ".join(sorted(set(seen)))
         if errs:
@@ -336,18 +348,19 @@ def observe_dns(ctx, spec: Mapping[str, Any]) -> Observation:
 
 
 def observe_rejects(ctx, spec: Mapping[str, Any]) -> Observation:
+    """Really creates the objects: a dry run skips the port allocator, which is where nodePort
+    range and uniqueness are enforced. Anything the API server accepts is deleted at once."""
     objects = load_manifests(ctx.render(spec["manifest"]))
     try:
-        ctx.kube.apply(objects, namespace=ctx.namespace, dry_run=True)
-    except ApiException as e:
-        message = api_error_message(e)
-        return Observation(f"rejected ({e.status})", [f"API server: {message}"], {"message": message})
-    except Exception as e:  # the dynamic client wraps ApiException
-        message = api_error_message(e)
-        if getattr(e, "status", None) in (400, 409, 422):
-            return Observation(f"rejected ({e.status})", [f"API server: {message}"], {"message": message})
+        ctx.kube.apply(objects, namespace=ctx.namespace)
+    except Exception as e:  # ApiException, or the dynamic client's wrapper of it
+        status = getattr(e, "status", None)
+        if status in (400, 403, 409, 422):
+            message = api_error_message(e)
+            return Observation(f"rejected ({status})", [f"API server: {message}"], {"message": message})
         raise
-    return Observation("accepted", [f"the API server accepted {spec['manifest']} (dry run)"], {"message": None})
+    ctx.kube.delete(objects, namespace=ctx.namespace)
+    return Observation("accepted", [f"the API server accepted {spec['manifest']} (deleted again)"], {"message": None})
 
 
 def observe_pending(ctx, spec: Mapping[str, Any]) -> Observation:
