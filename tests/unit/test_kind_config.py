@@ -1,0 +1,36 @@
+import pytest
+
+from svclab.cluster import BACKEND_NODE_LABEL, ClusterRecord, check_shape, render_kind_config, shape_of
+from svclab.config import Settings
+from svclab.errors import UsageError
+
+
+def test_default_shape_is_one_control_plane_and_two_workers():
+    cfg = render_kind_config(Settings())
+    assert cfg["kind"] == "Cluster" and cfg["apiVersion"] == "kind.x-k8s.io/v1alpha4"
+    assert [n["role"] for n in cfg["nodes"]] == ["control-plane", "worker", "worker"]
+    assert cfg["nodes"][1]["labels"] == {BACKEND_NODE_LABEL: "true"}
+    assert "labels" not in cfg["nodes"][2]
+    assert cfg["networking"]["kubeProxyMode"] == "iptables"
+
+
+def test_single_node_cluster_hosts_the_backends():
+    cfg = render_kind_config(Settings(workers=0, kube_proxy_mode="nftables", cluster_name="solo"))
+    assert cfg["name"] == "solo"
+    assert cfg["nodes"] == [{"role": "control-plane", "labels": {BACKEND_NODE_LABEL: "true"}}]
+    assert cfg["networking"]["kubeProxyMode"] == "nftables"
+
+
+def test_shape_mismatch_is_refused():
+    record = ClusterRecord("svclab", shape_of(Settings(workers=2)))
+    check_shape(record, Settings(workers=2))
+    with pytest.raises(UsageError, match="workers=2, not 3"):
+        check_shape(record, Settings(workers=3))
+
+
+def test_record_round_trip(tmp_path):
+    record = ClusterRecord("svclab", {"workers": 2})
+    record.save(tmp_path / "c")
+    assert ClusterRecord.load(tmp_path / "c") == record
+    assert (tmp_path / "c").stat().st_mode & 0o077 == 0
+    assert ClusterRecord.load(tmp_path / "missing") is None

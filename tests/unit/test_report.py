@@ -1,0 +1,43 @@
+import io
+import json
+
+from rich.console import Console
+
+from svclab import report
+from svclab.labs import Result
+
+
+def result(passed=True, **kw):
+    base = dict(lab="nodeport", probe="every-node", claim="C5", path="outside → every node", expected="answers",
+                observed="3/3 answered", evidence=["outside → w1: 1/1 answered"], passed=passed,
+                problems=[] if passed else ["1 of 3 targets did not answer every request"], seconds=0.1)
+    return Result(**(base | kw))
+
+
+def render(results):
+    buf = io.StringIO()
+    report.render_table(results, Console(file=buf, width=160, color_system=None))
+    return buf.getvalue()
+
+
+def test_table_shows_claim_path_expected_observed_evidence_verdict():
+    text = render([result(), result(passed=False, probe="x", claim="C6")])
+    for column in ("claim", "path", "expected", "observed", "evidence", "verdict"):
+        assert column in text
+    assert "as expected" in text and "DIFFERS" in text
+    assert "differs: 1 of 3 targets" in text
+    assert "1/2 probes as expected" in text
+
+
+def test_exit_codes():
+    assert report.exit_code([result()]) == 0
+    assert report.exit_code([result(), result(passed=False)]) == 1
+    assert report.exit_code([]) == 1
+
+
+def test_json_is_versioned():
+    data = json.loads(report.to_json([result()], context={"cluster": "svclab", "provider": "metallb"}))
+    assert data["version"] == report.JSON_VERSION
+    assert data["summary"] == {"probes": 1, "passed": 1, "failed": 0}
+    assert data["results"][0]["claim"] == "C5"
+    assert data["provider"] == "metallb"
