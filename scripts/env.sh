@@ -1,0 +1,29 @@
+# Sourced by run.sh and test.sh: everything a fresh machine needs before svclab runs.
+#   - Docker engine and kernel limits (host-setup.sh)
+#   - the Python environment in .venv, with svclab installed in it
+#   - unless SVCLAB_USE_TESTBED=0: the test bed (every image built locally, for hosts that cannot
+#     pull from container registries), handed to svclab through its ordinary settings
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=$repo/.venv
+
+bash "$repo/scripts/host-setup.sh"
+
+python=${PYTHON:-python3}
+if [[ ! -x $venv/bin/python ]]; then
+  "$python" -m venv "$venv"
+fi
+stamp=$venv/.svclab-installed
+if [[ ! -f $stamp || $repo/pyproject.toml -nt $stamp ]]; then
+  "$venv/bin/pip" install -q --upgrade pip >/dev/null
+  "$venv/bin/pip" install -q -e "$repo[test]"
+  touch "$stamp"
+fi
+export PATH=$venv/bin:$PATH
+
+if [[ ${SVCLAB_USE_TESTBED:-1} != 0 ]]; then
+  bash "$repo/scripts/testbed/prereqs.sh" "$venv"
+  testbed=$("$venv/bin/python" "$repo/scripts/testbed/builder.py" build)
+  export SVCLAB_NODE_IMAGE=${SVCLAB_NODE_IMAGE:-$(jq -r .node_image <<<"$testbed")}
+  export SVCLAB_MIRROR=${SVCLAB_MIRROR:-$(jq -r .mirror <<<"$testbed")}
+fi

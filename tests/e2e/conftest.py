@@ -1,0 +1,49 @@
+"""End-to-end tests: a real kind cluster, real MetalLB, real HTTP. They fail, never skip, when the
+cluster cannot be built: set SVCLAB_NODE_IMAGE / SVCLAB_MIRROR (scripts/test.sh does) on hosts
+without registry access."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CLUSTER = os.environ.get("SVCLAB_E2E_CLUSTER", "svclab-e2e")
+
+
+def svclab(*args: str, check: bool = True, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "svclab", *args], capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"svclab {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def docker_objects(label: str) -> dict[str, list[str]]:
+    def ls(*cmd):
+        out = subprocess.run(["docker", *cmd, "--filter", f"label={label}", "--format", "{{.Names}}" if cmd[0] == "ps" else "{{.Name}}"],
+                             capture_output=True, text=True, check=True).stdout
+        return sorted(line for line in out.splitlines() if line)
+
+    return {"containers": ls("ps", "-a"), "networks": ls("network", "ls")}
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """One MetalLB cluster for the whole session, deleted at the end (unless SVCLAB_KEEP_CLUSTER)."""
+    proc = subprocess.run(["docker", "info"], capture_output=True, text=True)
+    assert proc.returncode == 0, "Docker does not answer: run scripts/host-setup.sh"
+    svclab("cluster.up", "--name", CLUSTER, "--provider", "metallb")
+    yield CLUSTER
+    if not os.environ.get("SVCLAB_KEEP_CLUSTER"):
+        svclab("cluster.down", "--name", CLUSTER)
+
+
+def run_labs(task: str, *args: str, tmp_path: Path) -> tuple[subprocess.CompletedProcess[str], dict]:
+    out = tmp_path / f"{task}.json"
+    proc = svclab(task, *args, "--json", str(out), "--quiet", check=False)
+    assert out.exists(), f"no JSON written\n{proc.stdout}\n{proc.stderr}"
+    return proc, json.loads(out.read_text())

@@ -1,0 +1,32 @@
+"""Provider `none` on its own cluster: LoadBalancer Services stay <pending>; nothing leaks after down."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import docker_objects, run_labs, svclab
+
+pytestmark = pytest.mark.e2e
+BARE = "svclab-e2e-bare"
+
+
+def test_bare_metal_loadbalancer_stays_pending_and_cleans_up(cluster, tmp_path):
+    before = docker_objects("svclab.io/cluster=" + BARE)
+    try:
+        proc, data = run_labs("lab.loadbalancer", "--name", BARE, "--provider", "none", "--workers", "1",
+                              tmp_path=tmp_path)
+        results = {r["probe"]: r for r in data["results"]}
+        assert proc.returncode == 0, json.dumps([r for r in data["results"] if not r["passed"]], indent=2)
+        assert data["provider"] == "none"
+        assert results["stays-pending-without-implementation"]["facts"]["pending"] is True
+        assert results["external-address"]["facts"]["value"] is None
+        assert results["port-80-at-external-address"]["observed"] == "no external address"
+        assert results["node-port-answers"]["facts"]["answered_targets"] == 2
+    finally:
+        svclab("cluster.down", "--name", BARE)
+    assert docker_objects("svclab.io/cluster=" + BARE) == before == {"containers": [], "networks": []}
+    assert BARE not in svclab("cluster.status", "--name", BARE, "--json").stdout.split('"nodes"')[1].split("]")[0]
+    again = svclab("cluster.down", "--name", BARE)
+    assert "nothing to do" in again.stderr

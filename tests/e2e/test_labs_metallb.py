@@ -1,0 +1,108 @@
+"""lab.all against MetalLB: every verdict, and the evidence behind it."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+
+import pytest
+
+from .conftest import run_labs, svclab
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def results(cluster, tmp_path_factory):
+    proc, data = run_labs("lab.all", "--name", cluster, tmp_path=tmp_path_factory.mktemp("all"))
+    failed = [r for r in data["results"] if not r["passed"]]
+    assert proc.returncode == 0 and not failed, json.dumps(failed, indent=2) + proc.stderr
+    return {(r["lab"], r["probe"]): r for r in data["results"]}
+
+
+@pytest.fixture(scope="module")
+def status(cluster):
+    return json.loads(svclab("cluster.status", "--name", cluster, "--json").stdout)
+
+
+def test_every_probe_as_expected_and_counted(results):
+    assert len(results) >= 23
+    assert all(r["passed"] for r in results.values())
+
+
+def test_c1_default_type(results):
+    assert results["clusterip", "default-type"]["facts"]["value"] == "ClusterIP"
+
+
+def test_c2_cluster_ip_inside_only(results):
+    inside = results["clusterip", "pod-to-cluster-ip"]["facts"]
+    assert inside["responses"] == 4 and inside["errors"] == 0
+    outside = results["clusterip", "outside-to-cluster-ip"]
+    assert outside["facts"]["responses"] == 0
+    assert "unreachable" in outside["evidence"][0]
+
+
+def test_c3_dns_name(results):
+    facts = results["clusterip", "dns-resolves"]["facts"]
+    assert facts["value"] == facts["cluster_ip"]
+    assert ipaddress.ip_address(facts["value"]) in ipaddress.ip_network("10.96.0.0/12")
+    assert results["clusterip", "pod-to-dns-name"]["facts"]["responses"] == 4
+
+
+def test_c5_every_node_including_those_without_backend(results, status):
+    every = results["nodeport", "every-node"]["facts"]
+    assert every["targets"] == len(status["nodes"]) == 3
+    assert every["answered_targets"] == 3
+    without = results["nodeport", "nodes-without-backend"]["facts"]
+    assert without["targets"] == 2 and without["answered_targets"] == 2
+    assert len(without["backend_nodes"]) == 1  # the one backend pod, on another node
+
+
+def test_c6_c8_api_server_rejections(results):
+    assert "not in the valid range" in results["nodeport", "out-of-range"]["facts"]["message"]
+    assert "already allocated" in results["nodeport", "already-allocated"]["facts"]["message"]
+
+
+def test_c7_c9_allocations(results):
+    assert 30000 <= results["nodeport", "node-port-assigned"]["facts"]["value"] <= 32767
+    assert 30000 <= results["loadbalancer", "node-port-too"]["facts"]["value"] <= 32767
+    assert results["loadbalancer", "cluster-ip-too"]["facts"]["value"]
+
+
+def test_c10_c13_address_from_the_carved_pool(results, status):
+    address = results["loadbalancer", "external-address"]["facts"]["value"]
+    first, last = status["pool"].split("-")
+    assert int(ipaddress.ip_address(first)) <= int(ipaddress.ip_address(address)) <= int(ipaddress.ip_address(last))
+    assert results["loadbalancer", "port-80-at-external-address"]["facts"]["answered_targets"] == 1
+
+
+def test_c11_spread(results):
+    facts = results["loadbalancer", "spread-over-backends"]["facts"]
+    assert facts["responses"] == 20
+    assert len(facts["backends"]) >= 2 and len(facts["backend_nodes"]) >= 2
+
+
+def test_c12_pending_whatever_is_installed(results):
+    assert results["pending", "stays-pending"]["facts"]["pending"] is True
+    assert results["pending", "node-port-still-answers"]["facts"]["answered_targets"] == 3
+
+
+def test_c15_path_names_the_announcing_node(results):
+    evidence = results["loadbalancer", "path-through-nodes"]["evidence"]
+    assert any(line.startswith("address announced by node ") for line in evidence)
+
+
+def test_labs_run_again_on_the_same_cluster(cluster, tmp_path):
+    proc, data = run_labs("lab.nodeport", "--name", cluster, tmp_path=tmp_path)
+    assert proc.returncode == 0 and data["summary"]["failed"] == 0
+
+
+def test_up_again_reuses(cluster):
+    proc = svclab("cluster.up", "--name", cluster)
+    assert "reusing cluster" in proc.stderr
+
+
+def test_other_shape_is_refused(cluster):
+    proc = svclab("cluster.up", "--name", cluster, "--workers", "1", check=False)
+    assert proc.returncode == 2
+    assert "exists with workers=2, not 1" in proc.stderr
