@@ -15,7 +15,7 @@ from pathlib import Path
 from docker.errors import ImageNotFound
 
 from . import network
-from .cluster import ClusterRecord, Kind, check_shape, shape_of, write_kind_config
+from .cluster import ClusterRecord, Kind, check_shape, find_tool, shape_of, write_kind_config
 from .config import Settings, pins
 from .errors import SvclabError, UsageError
 from .kube import Kube, load_manifests
@@ -81,9 +81,16 @@ def _preload(dc, kind: Kind, images: list[str], ui: UI) -> None:
         ui.warn(f"{image} is not in local Docker: the nodes will pull it themselves")
 
 
-def up(settings: Settings, ui: UI) -> Environment:
+def preflight(settings: Settings):
+    """Every prerequisite, checked before anything is created; each failure says how to fix it."""
     dc = network.docker_client()
-    kind = Kind(settings, echo=ui.echo)
+    find_tool("kubectl", settings)  # the labs' own instructions use it
+    return dc, Kind(settings)
+
+
+def up(settings: Settings, ui: UI) -> Environment:
+    dc, kind = preflight(settings)
+    kind.echo = ui.echo
     provider = get_provider(settings.provider)
     record = ClusterRecord.load(settings.cluster_dir)
     exists = kind.exists()
