@@ -31,6 +31,7 @@ _REQUIRED = {
     "service": ("service", "field"),
     "http": ("service", "via"),
     "dns": ("service",),
+    "health-check": ("service",),
     "rejects": ("manifest",),
     "pending": ("service",),
 }
@@ -209,22 +210,43 @@ def prepare(env: Environment, lab: Lab) -> None:
     kube.wait_service_endpoints(lab.namespace, timeout=env.settings.wait_timeout)
 
 
+def _observe_and_check(ctx: ProbeContext, probe: Probe, expect: dict[str, Any]) -> tuple[probes.Observation, list[str]]:
+    try:
+        seen = probes.observe(ctx, probe.spec | {"expect": expect})
+        return seen, probes.check_expectation(expect, seen.facts)
+    except SvclabError as e:
+        return probes.Observation(f"probe failed: {e}", [str(e)], {}), [str(e)]
+    except Exception as e:  # noqa: BLE001 - one broken probe must not hide the others' results
+        return probes.Observation(f"probe failed: {type(e).__name__}", [str(e)[:300]], {}), \
+            [f"{type(e).__name__}: {str(e)[:200]}"]
+
+
+def settles(expect: Mapping[str, Any]) -> bool:
+    """Whether a probe observes a state the cluster converges to (and may be asked again until it
+    does) rather than the absence of something, which one look after convergence must show."""
+    return expect.get("answers") is not False and "pending" not in expect and "message" not in expect
+
+
 def run_probe(ctx: ProbeContext, probe: Probe) -> Result:
     expect = probe.expectation(ctx.env.provider.name)
     started = time.monotonic()
-    try:
-        seen = probes.observe(ctx, probe.spec | {"expect": expect})
-        problems = probes.check_expectation(expect, seen.facts)
-    except SvclabError as e:
-        seen = probes.Observation(f"probe failed: {e}", [str(e)], {})
-        problems = [str(e)]
-    except Exception as e:  # noqa: BLE001 - one broken probe must not hide the others' results
-        seen = probes.Observation(f"probe failed: {type(e).__name__}", [str(e)[:300]], {})
-        problems = [f"{type(e).__name__}: {str(e)[:200]}"]
+    # A Service created moments ago is programmed on each node by kube-proxy (and announced by
+    # the load balancer) within a few seconds: observe again until it holds or the settle time ends.
+    deadline = started + (ctx.settings.wait_timeout / 8 if settles(expect) else 0)
+    rounds = 0
+    while True:
+        rounds += 1
+        seen, problems = _observe_and_check(ctx, probe, expect)
+        if not problems or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    if rounds > 1:
+        seen.evidence.append(f"held after {rounds} observations ({time.monotonic() - started:.1f}s)"
+                             if not problems else f"still differed after {rounds} observations")
     return Result(lab=ctx.lab.id, probe=probe.id, claim=probe.claim, path=probe.path,
                   expected=probes.describe_expectation(expect), observed=seen.observed,
                   evidence=seen.evidence, passed=not problems, problems=problems,
-                  seconds=round(time.monotonic() - started, 2), facts=seen.facts)
+                  seconds=round(time.monotonic() - started, 2), facts=seen.facts | {"rounds": rounds})
 
 
 def run_lab(env: Environment, lab: Lab) -> list[Result]:
@@ -232,5 +254,13 @@ def run_lab(env: Environment, lab: Lab) -> list[Result]:
     prepare(env, lab)
     topology, client_pod = _topology(env, lab.namespace)
     ctx = ProbeContext(env, lab, topology, client_pod)
+    # Probes that expect traffic to get through go first: once they pass, every node has
+    # programmed the lab's Services, so "no answer" afterwards is an observation, not a race.
+    first = [p for p in lab.probes if settles(p.expectation(env.provider.name))]
+    then = [p for p in lab.probes if p not in first]
+    results: dict[str, Result] = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-        return list(pool.map(lambda p: run_probe(ctx, p), lab.probes))
+        for batch in (first, then):
+            for result in pool.map(lambda p: run_probe(ctx, p), batch):
+                results[result.probe] = result
+    return [results[p.id] for p in lab.probes]

@@ -7,6 +7,7 @@ Probe kinds (the vocabulary lab definitions use):
               every node's NodePort, or its load-balancer address
     rejects   ask the API server (dry run) to accept a manifest, expecting a refusal
     dns       resolve a Service's cluster DNS name inside a pod
+    health-check  ask every node's kube-proxy for a Service's healthCheckNodePort answer
     pending   watch a LoadBalancer Service for a while, expecting no external address
 
 Clients: ``pod`` is the in-cluster client pod (reached through the API server's pod proxy);
@@ -34,7 +35,7 @@ from .kube import api_error_message, load_manifests
 
 __all__ = ["Observation", "Topology", "PROBE_KINDS", "check_expectation", "describe_expectation", "observe"]
 
-PROBE_KINDS = ("service", "http", "dns", "rejects", "pending")
+PROBE_KINDS = ("service", "http", "dns", "health-check", "rejects", "pending")
 HTTP_VIA = ("cluster-ip", "dns", "node-port", "load-balancer")
 HTTP_FROM = ("pod", "outside")
 NODE_SETS = ("all", "backend", "no-backend")
@@ -103,6 +104,8 @@ def describe_expectation(expect: Mapping[str, Any]) -> str:
             parts.append(f"rejected: /{value}/")
         elif key == "pending":
             parts.append("stays <pending>" if value else "gets an address")
+        elif key == "healthy_where_backends":
+            parts.append("200 on nodes with a backend, 503 elsewhere")
         elif key == "resolves_to_cluster_ip":
             parts.append("resolves to the ClusterIP" if value else "does not resolve to the ClusterIP")
         else:
@@ -152,6 +155,12 @@ def check_expectation(expect: Mapping[str, Any], facts: Mapping[str, Any]) -> li
                 problems.append("the API server accepted it")
             elif not re.search(want, message):
                 problems.append("rejected with another message")
+        elif key == "healthy_where_backends":
+            wrong = [f"{node} answered {code}" for node, code in sorted(facts.get("codes", {}).items())
+                     if (code == 200) != (node in facts.get("backend_nodes", []))]
+            if not facts.get("codes"):
+                problems.append("no node answered the health check")
+            problems.extend(wrong)
         elif key == "resolves_to_cluster_ip":
             if (facts.get("value") is not None and facts.get("value") == facts.get("cluster_ip")) != want:
                 problems.append(f"resolved to {facts.get('value')!r}, ClusterIP is {facts.get('cluster_ip')!r}")
@@ -278,19 +287,9 @@ def observe_http(ctx, spec: Mapping[str, Any]) -> Observation:
         evidence.append(f"Service {spec['service']} has no external address")
     elif spec["via"] == "load-balancer" and (node := announcer(ctx, spec["service"])):
         evidence.append(f"address announced by node {node}")
-    # Expecting answers, give a fresh Service a few seconds for kube-proxy (and the load
-    # balancer) to program every node; expecting silence, one round is the observation.
-    settle = ctx.settings.wait_timeout / 8 if (spec.get("expect") or {}).get("answers") else 0
     for label, host, port in targets:
-        deadline = time.monotonic() + settle
-        attempts = 0
-        while True:
-            attempts += 1
-            result = dial(ctx, source, host, port, request, tries)
-            got, errs = result.get("responses", []), result.get("errors", [])
-            if not errs or time.monotonic() >= deadline:
-                break
-            time.sleep(0.5)
+        result = dial(ctx, source, host, port, request, tries)
+        got, errs = result.get("responses", []), result.get("errors", [])
         responses += len(got)
         errors += len(errs)
         answered += 1 if got else 0
@@ -309,8 +308,6 @@ def observe_http(ctx, spec: Mapping[str, Any]) -> Observation:
                     backend_nodes.add(node)
                 seen.append(f"{body} on {node or '?'}")
         line = f"{source} → {label}: {len(got)}/{tries} answered"
-        if attempts > 1:
-            line += f" (round {attempts})"
         if seen:
             line += "; saw " + ", ".join(sorted(set(seen)))
         if errs:
@@ -345,6 +342,40 @@ def observe_dns(ctx, spec: Mapping[str, Any]) -> Observation:
                   f"Service ClusterIP: {cluster_ip}"],
         facts={"value": resolved, "cluster_ip": cluster_ip},
     )
+
+
+def observe_health_check(ctx, spec: Mapping[str, Any]) -> Observation:
+    """What a cloud load balancer's health check would see: kube-proxy answers on every node's
+    healthCheckNodePort, 200 with the local endpoint count where the Service has a pod, else 503."""
+    svc = _service(ctx, spec["service"])
+    port = svc["spec"].get("healthCheckNodePort")
+    if not port:
+        raise SvclabError(f"Service {spec['service']} has no healthCheckNodePort (is its policy Local?)")
+    port = int(port)
+    backend_nodes = sorted(set(ctx.topology.pod_nodes.values()))
+    codes, evidence = _health_codes(ctx, port)
+    healthy = sorted(n for n, c in codes.items() if c == 200)
+    return Observation(f"200 on {', '.join(healthy) or 'no node'}", evidence,
+                       {"codes": codes, "backend_nodes": backend_nodes})
+
+
+def _health_codes(ctx, port: int) -> tuple[dict[str, int], list[str]]:
+    codes, evidence = {}, []
+    for node in ctx.topology.nodes:
+        ip = str(ipaddress.IPv4Address(node.ip))  # validated: it goes into a command line
+        cmd = f"curl -s -m {int(ctx.settings.probe_timeout)} -w '\\n%{{http_code}}' http://{ip}:{port}/"
+        response = requests.get(f"http://127.0.0.1:{ctx.client_port}/shell", params={"cmd": cmd},
+                                timeout=ctx.settings.probe_timeout + 10)
+        output = response.json().get("output", "")
+        body, _, code = output.rpartition("\n")
+        codes[node.name] = int(code) if code.strip().isdigit() else 0
+        try:
+            local = json.loads(body).get("localEndpoints")
+        except ValueError:
+            local = None
+        evidence.append(f"{node.name} {ip}:{port} → HTTP {codes[node.name] or 'no answer'}"
+                        + (f", localEndpoints={local}" if local is not None else ""))
+    return codes, evidence
 
 
 def observe_rejects(ctx, spec: Mapping[str, Any]) -> Observation:
@@ -391,6 +422,7 @@ OBSERVERS: dict[str, Callable[[Any, Mapping[str, Any]], Observation]] = {
     "service": observe_service,
     "http": observe_http,
     "dns": observe_dns,
+    "health-check": observe_health_check,
     "rejects": observe_rejects,
     "pending": observe_pending,
 }

@@ -26,7 +26,7 @@ def status(cluster):
 
 
 def test_every_probe_as_expected_and_counted(results):
-    assert len(results) >= 23
+    assert len(results) >= 29
     assert all(r["passed"] for r in results.values())
 
 
@@ -106,3 +106,27 @@ def test_other_shape_is_refused(cluster):
     proc = svclab("cluster.up", "--name", cluster, "--workers", "1", check=False)
     assert proc.returncode == 2
     assert "exists with workers=2, not 1" in proc.stderr
+
+
+def test_c16_cluster_policy_backend_sees_a_node(results, status):
+    for probe in ("cluster-policy-hides-client", "cluster-policy-lb-hides-client"):
+        facts = results["traffic-policy", probe]["facts"]
+        assert facts["source_kinds"] and set(facts["source_kinds"]) == {"node"}
+    evidence = " ".join(results["traffic-policy", "cluster-policy-hides-client"]["evidence"])
+    assert status["client_ip"] not in evidence
+
+
+def test_c17_local_policy_backend_sees_the_client(results, status):
+    for probe in ("local-policy-keeps-client", "local-policy-lb-keeps-client"):
+        result = results["traffic-policy", probe]
+        assert set(result["facts"]["source_kinds"]) == {"client"}
+        assert status["client_ip"] in " ".join(result["evidence"])
+
+
+def test_c18_health_check_and_silent_nodes(results):
+    facts = results["traffic-policy", "health-check-per-node"]["facts"]
+    assert len(facts["codes"]) == 3
+    assert [n for n, c in facts["codes"].items() if c == 200] == facts["backend_nodes"]
+    assert sorted(c for c in facts["codes"].values() if c != 200) == [503, 503]
+    silent = results["traffic-policy", "local-policy-no-backend-no-answer"]["facts"]
+    assert silent["targets"] == 2 and silent["responses"] == 0

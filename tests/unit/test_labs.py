@@ -53,3 +53,11 @@ def test_unknown_lab():
 def test_invalid_lab_definitions(data, message):
     with pytest.raises(UsageError, match=message):
         labs.parse_lab("broken", data, Path("."))
+
+
+def test_only_convergent_observations_settle():
+    assert labs.settles({"answers": True, "min_backends": 2})
+    assert labs.settles({"healthy_where_backends": True})
+    assert not labs.settles({"answers": False})
+    assert not labs.settles({"pending": True})
+    assert not labs.settles({"message": "already allocated"})
