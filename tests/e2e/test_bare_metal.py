@@ -1,4 +1,5 @@
-"""Provider `none` on its own cluster: LoadBalancer Services stay <pending>; nothing leaks after down."""
+"""Provider `none` on its own one-worker cluster: every lab holds with bare-metal expectations
+(LoadBalancer Services stay <pending>); nothing leaks after `down`."""
 
 from __future__ import annotations
 
@@ -15,15 +16,19 @@ BARE = "svclab-e2e-bare"
 def test_bare_metal_loadbalancer_stays_pending_and_cleans_up(cluster, tmp_path):
     before = docker_objects("svclab.io/cluster=" + BARE)
     try:
-        proc, data = run_labs("lab.loadbalancer", "--name", BARE, "--provider", "none", "--workers", "1",
+        proc, data = run_labs("lab.all", "--name", BARE, "--provider", "none", "--workers", "1",
                               tmp_path=tmp_path)
-        results = {r["probe"]: r for r in data["results"]}
+        results = {r["probe"]: r for r in data["results"] if r["lab"] == "loadbalancer"}
+        policy = {r["probe"]: r for r in data["results"] if r["lab"] == "traffic-policy"}
         assert proc.returncode == 0, json.dumps([r for r in data["results"] if not r["passed"]], indent=2)
         assert data["provider"] == "none"
         assert results["stays-pending-without-implementation"]["facts"]["pending"] is True
         assert results["external-address"]["facts"]["value"] is None
         assert results["port-80-at-external-address"]["observed"] == "no external address"
         assert results["node-port-answers"]["facts"]["answered_targets"] == 2
+        # Without an external address the policies still show through the node ports.
+        assert set(policy["local-policy-keeps-client"]["facts"]["source_kinds"]) == {"client"}
+        assert set(policy["cluster-policy-hides-client"]["facts"]["source_kinds"]) == {"node"}
     finally:
         svclab("cluster.down", "--name", BARE)
     assert docker_objects("svclab.io/cluster=" + BARE) == before == {"containers": [], "networks": []}
