@@ -34,6 +34,7 @@ _REQUIRED = {
     "health-check": ("service",),
     "rejects": ("manifest",),
     "pending": ("service",),
+    "failover": ("service",),
 }
 
 
@@ -58,6 +59,7 @@ class Lab:
     deployments: tuple[str, ...]
     probes: tuple[Probe, ...]
     directory: Path
+    disruptive: bool = False    # changes the cluster on purpose (stops a node): runs last
 
     @property
     def namespace(self) -> str:
@@ -80,7 +82,9 @@ class Result:
 
 
 def available_labs() -> list[str]:
-    return sorted(p.parent.name for p in LABS_DIR.glob("*/lab.yaml"))
+    """Lab ids in the order lab.all runs them: disruptive labs last."""
+    ids = sorted(p.parent.name for p in LABS_DIR.glob("*/lab.yaml"))
+    return sorted(ids, key=lambda lab_id: load_lab(lab_id).disruptive)
 
 
 def _bad(lab: str, message: str) -> UsageError:
@@ -126,7 +130,7 @@ def parse_lab(lab_id: str, data: Any, directory: Path) -> Lab:
     return Lab(
         id=lab_id, title=str(data["title"]), claims=tuple(data.get("claims") or ()),
         manifests=tuple(data.get("manifests") or ()), deployments=tuple(data.get("deployments") or ()),
-        probes=tuple(parsed), directory=directory,
+        probes=tuple(parsed), directory=directory, disruptive=bool(data.get("disruptive", False)),
     )
 
 
@@ -224,7 +228,7 @@ def _observe_and_check(ctx: ProbeContext, probe: Probe, expect: dict[str, Any]) 
 def settles(expect: Mapping[str, Any]) -> bool:
     """Whether a probe observes a state the cluster converges to (and may be asked again until it
     does) rather than the absence of something, which one look after convergence must show."""
-    return expect.get("answers") is not False and "pending" not in expect and "message" not in expect
+    return expect.get("answers") is not False and not {"pending", "message", "recovers_within"} & set(expect)
 
 
 def run_probe(ctx: ProbeContext, probe: Probe) -> Result:

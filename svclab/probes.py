@@ -9,6 +9,8 @@ Probe kinds (the vocabulary lab definitions use):
     dns       resolve a Service's cluster DNS name inside a pod
     health-check  ask every node's kube-proxy for a Service's healthCheckNodePort answer
     pending   watch a LoadBalancer Service for a while, expecting no external address
+    failover  freeze the node that holds a Service's external address and time how long until the
+              address answers again through another node; then thaw it
 
 Clients: ``pod`` is the in-cluster client pod (reached through the API server's pod proxy);
 ``outside`` is the client container on the cluster's docker network (reached on a loopback port;
@@ -35,7 +37,7 @@ from .kube import api_error_message, load_manifests
 
 __all__ = ["Observation", "Topology", "PROBE_KINDS", "check_expectation", "describe_expectation", "observe"]
 
-PROBE_KINDS = ("service", "http", "dns", "health-check", "rejects", "pending")
+PROBE_KINDS = ("service", "http", "dns", "health-check", "rejects", "pending", "failover")
 HTTP_VIA = ("cluster-ip", "dns", "node-port", "load-balancer")
 HTTP_FROM = ("pod", "outside")
 NODE_SETS = ("all", "backend", "no-backend")
@@ -104,6 +106,8 @@ def describe_expectation(expect: Mapping[str, Any]) -> str:
             parts.append(f"rejected: /{value}/")
         elif key == "pending":
             parts.append("stays <pending>" if value else "gets an address")
+        elif key == "recovers_within":
+            parts.append(f"answers again within {value}s, from another node")
         elif key == "healthy_where_backends":
             parts.append("200 on nodes with a backend, 503 elsewhere")
         elif key == "resolves_to_cluster_ip":
@@ -155,6 +159,14 @@ def check_expectation(expect: Mapping[str, Any], facts: Mapping[str, Any]) -> li
                 problems.append("the API server accepted it")
             elif not re.search(want, message):
                 problems.append("rejected with another message")
+        elif key == "recovers_within":
+            took = facts.get("failover_seconds")
+            if took is None:
+                problems.append("the address did not answer again")
+            elif took > want:
+                problems.append(f"took {took:.1f}s")
+            if facts.get("holder_after") and facts.get("holder_after") == facts.get("holder_before"):
+                problems.append("the same node still holds the address")
         elif key == "healthy_where_backends":
             wrong = [f"{node} answered {code}" for node, code in sorted(facts.get("codes", {}).items())
                      if (code == 200) != (node in facts.get("backend_nodes", []))]
@@ -251,18 +263,6 @@ def http_targets(ctx, spec: Mapping[str, Any]) -> list[tuple[str, str, int]]:
     raise UsageError(f"unknown http via {via!r}")
 
 
-def announcer(ctx, service: str) -> str | None:
-    """The node a layer-2 load balancer answers ARP from, as its controller reported in an Event."""
-    events = ctx.kube.core.list_namespaced_event(
-        ctx.namespace, field_selector=f"involvedObject.kind=Service,involvedObject.name={service}").items
-    for event in sorted(events, key=lambda e: e.last_timestamp or e.event_time or e.metadata.creation_timestamp,
-                        reverse=True):
-        match = re.search(r'announcing from node "([^"]+)"', event.message or "")
-        if match:
-            return match.group(1)
-    return None
-
-
 def dial(ctx, source: str, host: str, port: int, request: str, tries: int) -> dict[str, list[str]]:
     query = [("request", request), ("protocol", "http"), ("host", host), ("port", str(port)), ("tries", str(tries))]
     budget = tries * (ctx.settings.probe_timeout + 1) + 10
@@ -285,8 +285,10 @@ def observe_http(ctx, spec: Mapping[str, Any]) -> Observation:
     answered = silent = responses = errors = 0
     if not targets:
         evidence.append(f"Service {spec['service']} has no external address")
-    elif spec["via"] == "load-balancer" and (node := announcer(ctx, spec["service"])):
-        evidence.append(f"address announced by node {node}")
+    elif spec["via"] == "load-balancer":
+        reported = ctx.env.provider.holder(ctx.kube, ctx.namespace, spec["service"])
+        if reported:
+            evidence.append(f"{ctx.env.provider.name} reports the address held by node {reported}")
     for label, host, port in targets:
         result = dial(ctx, source, host, port, request, tries)
         got, errs = result.get("responses", []), result.get("errors", [])
@@ -308,6 +310,8 @@ def observe_http(ctx, spec: Mapping[str, Any]) -> Observation:
                     backend_nodes.add(node)
                 seen.append(f"{body} on {node or '?'}")
         line = f"{source} → {label}: {len(got)}/{tries} answered"
+        if spec["via"] == "load-balancer" and source == "outside" and got and (node := arp_holder(ctx, host)):
+            line += f" via node {node} (the client's ARP entry)"
         if seen:
             line += "; saw " + ", ".join(sorted(set(seen)))
         if errs:
@@ -418,6 +422,100 @@ def observe_pending(ctx, spec: Mapping[str, Any]) -> Observation:
     return Observation("<pending>", evidence, {"pending": True})
 
 
+# Cuts a node off its network, both IP and ARP, while leaving its configuration alone.
+ISOLATE_NODE = """
+table inet svclab_failover {
+  chain ingress { type filter hook prerouting priority -400; policy accept; iifname "eth0" drop; }
+  chain forward { type filter hook forward priority -400; policy accept; oifname "eth0" drop; }
+  chain egress { type filter hook output priority -400; policy accept; oifname "eth0" drop; }
+}
+table arp svclab_failover {
+  chain input { type filter hook input priority 0; policy drop; }
+  chain output { type filter hook output priority 0; policy drop; }
+}
+"""
+RECONNECT_NODE = "delete table inet svclab_failover\ndelete table arp svclab_failover\n"
+
+
+def arp_holder(ctx, ip: str) -> str | None:
+    """The node whose MAC address the outside client's ARP table holds for IP: who really
+    answers for a load-balancer address on the wire."""
+    from .network import docker_client
+
+    ip = str(ipaddress.IPv4Address(ip))  # validated: it goes into a command line
+    out = requests.get(f"http://127.0.0.1:{ctx.client_port}/shell", params={"cmd": f"ip neigh show {ip}"},
+                       timeout=10).json().get("output", "")
+    match = re.search(r"lladdr ([0-9a-f:]{17})", out)
+    if not match:
+        return None
+    dc = docker_client()
+    for node in ctx.topology.nodes:
+        networks = dc.containers.get(node.name).attrs["NetworkSettings"]["Networks"]
+        if any(n.get("MacAddress") == match.group(1) for n in networks.values()):
+            return node.name
+    return None
+
+
+def _outside_get(ctx, ip: str, port: int, path: str, timeout: float) -> str | None:
+    """One quick HTTP GET from the outside client (curl, so the timeout can be short)."""
+    ip, port = str(ipaddress.IPv4Address(ip)), int(port)  # validated: they go into a command line
+    cmd = f"curl -s -f -m {timeout:g} http://{ip}:{port}/{path}"
+    out = requests.get(f"http://127.0.0.1:{ctx.client_port}/shell", params={"cmd": cmd}, timeout=timeout + 10).json()
+    return out.get("output") if "error" not in out else None
+
+
+def observe_failover(ctx, spec: Mapping[str, Any]) -> Observation:
+    """Fails the node that holds the address the way a machine dies: its network is cut (IP and
+    ARP) and its processes frozen (docker pause). Then times how long the address takes to answer
+    again, and brings the node back as it was."""
+    from .network import docker_client
+
+    name, within = spec["service"], float(spec.get("within", 120))
+    timeout = ctx.settings.wait_timeout if ctx.env.provider.expects_address else 3
+    ip = wait_external_ip(ctx, name, timeout)
+    if not ip:
+        return Observation("no external address", [f"Service {name} has no external address"], {})
+    provider, kube = ctx.env.provider, ctx.kube
+    port = int(_service(ctx, name)["spec"]["ports"][0]["port"])
+    _outside_get(ctx, ip, port, "hostname", 3)
+    holder = arp_holder(ctx, ip)
+    if not holder:
+        raise SvclabError(f"could not tell which node answers for {ip}")
+    container = docker_client().containers.get(holder)  # kind names node containers after nodes
+    if container.labels.get("io.x-k8s.kind.cluster") != ctx.settings.cluster_name:
+        raise SvclabError(f"container {holder} is not a node of cluster {ctx.settings.cluster_name}; not touching it")
+    evidence = [f"{ip} answered via node {holder} (the client's ARP entry)"]
+    if reported := provider.holder(kube, ctx.namespace, name):
+        evidence.append(f"{provider.name} reports the address held by node {reported}")
+    result = container.exec_run(["sh", "-c", f"printf '%s' '{ISOLATE_NODE.strip()}' | nft -f -"])
+    if result.exit_code != 0:
+        raise SvclabError(f"could not cut {holder} off the network: {result.output.decode().strip()[:200]}")
+    container.pause()
+    evidence.append(f"cut {holder} off the network and froze it")
+    took = after = None
+    attempts = 0
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < within:
+            attempts += 1
+            if _outside_get(ctx, ip, port, "hostname", 1):
+                took = time.monotonic() - started
+                break
+        if took is not None:
+            after = arp_holder(ctx, ip)
+    finally:
+        container.unpause()
+        container.exec_run(["sh", "-c", f"printf '{RECONNECT_NODE}' | nft -f -"])
+        evidence.append(f"restored {holder}")
+    kube.wait_nodes_ready(len(ctx.topology.nodes), timeout=ctx.settings.wait_timeout)
+    if took is None:
+        evidence.append(f"{ip} did not answer within {within:.0f}s ({attempts} attempts)")
+        return Observation("no answer after failover", evidence, {"holder_before": holder})
+    evidence.append(f"{ip} answered again after {took:.1f}s ({attempts} attempts), now held by {after or '?'}")
+    return Observation(f"failover in {took:.1f}s: {holder} → {after or '?'}", evidence,
+                       {"failover_seconds": round(took, 2), "holder_before": holder, "holder_after": after})
+
+
 OBSERVERS: dict[str, Callable[[Any, Mapping[str, Any]], Observation]] = {
     "service": observe_service,
     "http": observe_http,
@@ -425,6 +523,7 @@ OBSERVERS: dict[str, Callable[[Any, Mapping[str, Any]], Observation]] = {
     "health-check": observe_health_check,
     "rejects": observe_rejects,
     "pending": observe_pending,
+    "failover": observe_failover,
 }
 
 

@@ -376,6 +376,11 @@ ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]"""
                               {"controller": g / "metallb" / "controller"}, entrypoint="/controller", dest_dir="/"),
             self.binary_image(p["metallb"]["speaker_image"], "scratch", "metallb",
                               {"speaker": g / "metallb" / "speaker"}, entrypoint="/speaker", dest_dir="/"),
+            self.binary_image(p["kube_vip"]["image"], "scratch", "kube_vip",
+                              {"kube-vip": g / "kube_vip" / "kube-vip"}, entrypoint="/kube-vip", dest_dir="/"),
+            self.binary_image(p["kube_vip"]["cloud_provider_image"], "scratch", "kube_vip",
+                              {"kube-vip-cloud-provider": g / "kube_vip" / "kube-vip-cloud-provider"},
+                              entrypoint="/kube-vip-cloud-provider", dest_dir="/"),
         ]
 
     def mirror(self) -> None:
@@ -384,9 +389,14 @@ ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]"""
         sys.path.insert(0, str(REPO))
         from svclab.mirror import mirror_path
 
-        m = self.pins["metallb"]
-        wanted = [(m["manifest_url"], m["manifest_sha256"], "go.universe.tf/metallb", m["version"],
-                   "config/manifests/metallb-native.yaml")]
+        m, kv = self.pins["metallb"], self.pins["kube_vip"]
+        wanted = [
+            (m["manifest_url"], m["manifest_sha256"], "go.universe.tf/metallb", m["version"],
+             "config/manifests/metallb-native.yaml"),
+            (kv["cloud_provider_manifest_url"], kv["cloud_provider_manifest_sha256"],
+             "github.com/kube-vip/kube-vip-cloud-provider", kv["cloud_provider_version"],
+             "manifest/kube-vip-cloud-controller.yaml"),
+        ]
         for url, sha, module, version, inner in wanted:
             dest = mirror_path(self.mirror_dir, url)
             if dest.exists() and file_digest(dest) == sha:
@@ -413,7 +423,7 @@ ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]"""
         start = time.monotonic()
         self.run(["docker", "info"], capture=True)
         self.go(["kind", "containerd", "runc", "crictl", "cni", "etcd", "coredns", "kubernetes", "podnet",
-                 "metallb"])
+                 "metallb", "kube_vip"])
         netbase, netbase_recipe = self.imported("netbase", NETBASE_PACKAGES)
         system = self.system_images(netbase, netbase_recipe)
         node = self.node_image(system)

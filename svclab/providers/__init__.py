@@ -3,6 +3,7 @@
     images()             container images to preload into the nodes
     install(ctx)         apply what it needs and configure it with the cluster's address pool
     describe()           one line for reports
+    holder(...)          the node that currently answers for a Service's external address
     expects_address      whether a LoadBalancer Service without a class gets an external address
 """
 
@@ -38,12 +39,15 @@ class Provider(Protocol):
 
     def describe(self) -> str: ...
 
+    def holder(self, kube, namespace: str, service: str) -> str | None: ...
+
 
 def get_provider(name: str) -> Provider:
+    from .kubevip import KubeVip
     from .metallb import MetalLB
     from .none import NoProvider
 
-    providers = {"metallb": MetalLB, "none": NoProvider}
+    providers = {"metallb": MetalLB, "kube-vip": KubeVip, "none": NoProvider}
     if name not in providers:
         raise UsageError(f"provider {name!r} is not available yet", hint=f"choose one of {', '.join(providers)}")
     return providers[name]()

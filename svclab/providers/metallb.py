@@ -27,6 +27,19 @@ class MetalLB:
     def describe(self) -> str:
         return f"MetalLB {self.pins['version']} (L2 mode)"
 
+    def holder(self, kube, namespace: str, service: str) -> str | None:
+        """The node answering ARP for the Service's address, from MetalLB's ServiceL2Status objects."""
+        from kubernetes import client
+
+        statuses = client.CustomObjectsApi(kube.api).list_namespaced_custom_object(
+            "metallb.io", "v1beta1", NAMESPACE, "servicel2statuses")
+        mine = [item for item in statuses.get("items", [])
+                if (item.get("status") or {}).get("serviceName") == service
+                and (item.get("status") or {}).get("serviceNamespace") == namespace]
+        # A speaker that just took over writes a new status; a failed one cannot remove its old one.
+        mine.sort(key=lambda item: item["metadata"]["creationTimestamp"], reverse=True)
+        return mine[0]["status"].get("node") if mine else None
+
     def manifest(self, ctx) -> list[dict]:
         s = ctx.settings
         text = fetch(self.pins["manifest_url"], self.pins["manifest_sha256"], cache_dir=s.cache_dir, mirror=s.mirror)

@@ -15,5 +15,8 @@ class NoProvider:
     def install(self, ctx) -> None:
         ctx.step("no load-balancer implementation: LoadBalancer Services will stay <pending>")
 
+    def holder(self, kube, namespace: str, service: str) -> str | None:
+        return None
+
     def describe(self) -> str:
         return "none (bare metal: nothing assigns external addresses)"

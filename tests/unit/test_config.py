@@ -28,6 +28,7 @@ def test_precedence_flags_over_env_over_file(tmp_path, monkeypatch):
     ({"workers": 9}, "workers must be between"),
     ({"workers": "two"}, "invalid value"),
     ({"provider": "f5"}, "unknown provider"),
+    ({"provider": "cloud"}, "unknown provider"),
     ({"kube_proxy_mode": "userspace"}, "unknown kube-proxy mode"),
     ({"pool_size": 1}, "pool_size"),
     ({"wait_timeout": -1}, "timeouts must be positive"),

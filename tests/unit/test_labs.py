@@ -61,3 +61,9 @@ def test_only_convergent_observations_settle():
     assert not labs.settles({"answers": False})
     assert not labs.settles({"pending": True})
     assert not labs.settles({"message": "already allocated"})
+
+
+def test_disruptive_labs_run_last():
+    ids = labs.available_labs()
+    assert ids[-1] == "failover" and labs.load_lab("failover").disruptive
+    assert not any(labs.load_lab(i).disruptive for i in ids[:-1])

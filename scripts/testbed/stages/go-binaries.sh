@@ -116,6 +116,13 @@ build_metallb() {
     "go.universe.tf/metallb/controller@$V_METALLB" "go.universe.tf/metallb/speaker@$V_METALLB"
 }
 
+build_kube_vip() {
+  GOBIN=$1 go install -ldflags "$LDFLAGS_STRIP -X=main.Version=$V_KUBE_VIP -X=main.Build=svclab-testbed" \
+    "github.com/kube-vip/kube-vip@$V_KUBE_VIP"
+  GOBIN=$1 go install -ldflags "$LDFLAGS_STRIP -X k8s.io/component-base/version.gitVersion=$V_KUBE_VIP_CLOUD_PROVIDER" \
+    "github.com/kube-vip/kube-vip-cloud-provider@$V_KUBE_VIP_CLOUD_PROVIDER"
+}
+
 build_podnet() {
   # The test bed's pod network agent, built inside the Kubernetes wrapper module so that it shares
   # its dependency versions and build cache.

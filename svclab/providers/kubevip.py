@@ -1,0 +1,65 @@
+"""kube-vip in ARP mode for Services, with kube-vip-cloud-provider handing out addresses from the
+pool svclab carved. kube-vip's own DaemonSet and RBAC are svclab's manifest; the cloud provider
+is the pinned upstream manifest, with its image pull policy relaxed for preloaded images."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+from ..config import pins
+from ..kube import load_manifests
+from ..mirror import fetch
+
+__all__ = ["KubeVip"]
+
+MANIFEST = Path(__file__).resolve().parent.parent.parent / "manifests" / "kube-vip.yaml"
+
+
+class KubeVip:
+    name = "kube-vip"
+    expects_address = True
+
+    def __init__(self) -> None:
+        self.pins = pins()["kube_vip"]
+
+    def images(self) -> list[str]:
+        return [self.pins["image"], self.pins["cloud_provider_image"]]
+
+    def describe(self) -> str:
+        return f"kube-vip {self.pins['version']} (ARP, per-Service election) + cloud provider {self.pins['cloud_provider_version']}"
+
+    def holder(self, kube, namespace: str, service: str) -> str | None:
+        """The node holding the Service's virtual IP: the winner of its leader election."""
+        from kubernetes import client
+        from kubernetes.client.rest import ApiException
+
+        try:
+            lease = client.CoordinationV1Api(kube.api).read_namespaced_lease(f"kubevip-{service}", namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return lease.spec.holder_identity
+
+    def cloud_provider_objects(self, ctx) -> list[dict]:
+        s = ctx.settings
+        text = fetch(self.pins["cloud_provider_manifest_url"], self.pins["cloud_provider_manifest_sha256"],
+                     cache_dir=s.cache_dir, mirror=s.mirror)
+        objects = load_manifests(text.decode())
+        for obj in objects:
+            for container in obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+                # Upstream pins `Always`, which defeats preloaded images (and offline classrooms).
+                container["imagePullPolicy"] = "IfNotPresent"
+        return objects
+
+    def install(self, ctx) -> None:
+        kube, timeout = ctx.kube, ctx.settings.wait_timeout
+        ctx.step(f"applying {self.describe()}")
+        kube.apply([{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kubevip", "namespace": "kube-system"},
+                     "data": {"range-global": ctx.pool.range}}])
+        kube.apply(self.cloud_provider_objects(ctx))
+        ours = string.Template(MANIFEST.read_text()).substitute(KUBE_VIP_IMAGE=self.pins["image"])
+        kube.apply(load_manifests(ours))
+        kube.wait_deployment("kube-system", "kube-vip-cloud-provider", timeout=timeout)
+        kube.wait_daemonset("kube-system", "kube-vip", timeout=timeout)
