@@ -15,7 +15,7 @@ from kubernetes.client.rest import ApiException
 
 from . import __version__, labs, lifecycle, report
 from .config import load_settings
-from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, SvclabError
+from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, SvclabError, UsageError
 from .ui import UI, make_console
 
 __all__ = ["namespace", "program", "main"]
@@ -23,7 +23,7 @@ __all__ = ["namespace", "program", "main"]
 ROOT = Path(__file__).resolve().parent.parent
 COMMON_HELP = {
     "name": "cluster name (default: svclab)",
-    "provider": "load-balancer implementation: metallb, none",
+    "provider": "load-balancer implementation: metallb, kube-vip, none",
     "workers": "number of worker nodes (default: 2)",
     "node_image": "kind node image (default: kind's own)",
     "verbose": "show every command svclab runs",
@@ -152,6 +152,27 @@ lab.add_task(Task(all_labs, name="all", help=LAB_HELP))
 lab.add_task(Task(list_labs, name="list"))
 
 
+# ---------------------------------------------------------------- report.*
+
+@guarded
+def compare(c, results=""):
+    """Compare providers from `lab.all --json` files: svclab report.compare -r a.json,b.json"""
+    paths = [Path(p) for p in results.split(",") if p]
+    if not paths:
+        raise UsageError("no result files given", hint="pass --results metallb.json,none.json (from `lab.all --json`)")
+    docs = []
+    for path in paths:
+        try:
+            docs.append(jsonlib.loads(path.read_text()))
+        except (OSError, ValueError) as e:
+            raise UsageError(f"{path}: not a readable results file ({type(e).__name__})") from None
+    report.render_comparison(docs, make_console(sys.stdout))
+
+
+report_ns = Collection("report")
+report_ns.add_task(Task(compare, help={"results": "comma-separated JSON result files, one per provider"}))
+
+
 # ---------------------------------------------------------------- testbed.*
 
 def _builder():
@@ -191,6 +212,7 @@ testbed.add_task(Task(tb_clean, name="clean", help={"all": "also remove Go, root
 namespace = Collection()
 namespace.add_collection(cluster)
 namespace.add_collection(lab)
+namespace.add_collection(report_ns)
 namespace.add_collection(testbed)
 
 program = Program(namespace=namespace, name="svclab", binary="svclab", version=__version__)

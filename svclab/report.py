@@ -14,7 +14,7 @@ from rich.text import Text
 from .errors import EXIT_MISMATCH, EXIT_OK
 from .labs import Result
 
-__all__ = ["JSON_VERSION", "exit_code", "render_table", "to_json", "summary"]
+__all__ = ["JSON_VERSION", "comparison_rows", "exit_code", "render_comparison", "render_table", "to_json", "summary"]
 
 JSON_VERSION = 1
 
@@ -53,3 +53,52 @@ def to_json(results: Sequence[Result], *, context: dict[str, Any]) -> str:
         "summary": summary(results),
         "results": [dataclasses.asdict(r) for r in results],
     }, indent=2, default=str)
+
+
+def _facts(doc: dict, lab: str, probe: str) -> dict | None:
+    for r in doc.get("results", []):
+        if r["lab"] == lab and r["probe"] == probe:
+            return r.get("facts") or {}
+    return None
+
+
+def _sources(facts: dict | None) -> str:
+    if facts is None:
+        return "not run"
+    kinds = sorted(set(facts.get("source_kinds") or []))
+    return ", ".join(kinds) if kinds else "no answer"
+
+
+COMPARISON_COLUMNS = ("provider", "address assigned", "reachable on :80", "source (Cluster)",
+                      "source (Local)", "health check per node", "failover")
+
+
+def comparison_rows(docs: Sequence[dict]) -> list[dict[str, str]]:
+    """One row per provider from JSON result documents (``svclab lab.all --json``)."""
+    rows = []
+    for doc in docs:
+        address = _facts(doc, "loadbalancer", "external-address")
+        reach = _facts(doc, "loadbalancer", "port-80-at-external-address")
+        health = _facts(doc, "traffic-policy", "health-check-per-node")
+        failover = _facts(doc, "failover", "holder-fails")
+        rows.append({
+            "provider": doc.get("provider", "?"),
+            "address assigned": "not run" if address is None else (address.get("value") or "<pending>"),
+            "reachable on :80": "not run" if reach is None else ("yes" if reach.get("answered_targets") else "no"),
+            "source (Cluster)": _sources(_facts(doc, "traffic-policy", "cluster-policy-lb-hides-client")),
+            "source (Local)": _sources(_facts(doc, "traffic-policy", "local-policy-lb-keeps-client")),
+            "health check per node": "not run" if health is None else
+                " ".join(f"{node.rsplit('-', 1)[-1]}:{code}" for node, code in sorted(health.get("codes", {}).items())),
+            "failover": "not run" if failover is None else
+                (f"{failover['failover_seconds']}s" if failover.get("failover_seconds") is not None else "none"),
+        })
+    return rows
+
+
+def render_comparison(docs: Sequence[dict], console: Console) -> None:
+    table = Table(title="load-balancer providers compared", show_lines=False)
+    for column in COMPARISON_COLUMNS:
+        table.add_column(column)
+    for row in comparison_rows(docs):
+        table.add_row(*(row[c] for c in COMPARISON_COLUMNS))
+    console.print(table)

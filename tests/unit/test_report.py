@@ -41,3 +41,30 @@ def test_json_is_versioned():
     assert data["summary"] == {"probes": 1, "passed": 1, "failed": 0}
     assert data["results"][0]["claim"] == "C5"
     assert data["provider"] == "metallb"
+
+
+def test_provider_comparison_rows():
+    def r(lab, probe, facts):
+        return {"lab": lab, "probe": probe, "facts": facts}
+
+    metallb = {"provider": "metallb", "results": [
+        r("loadbalancer", "external-address", {"value": "172.18.255.240"}),
+        r("loadbalancer", "port-80-at-external-address", {"answered_targets": 1}),
+        r("traffic-policy", "cluster-policy-lb-hides-client", {"source_kinds": ["node", "node"]}),
+        r("traffic-policy", "local-policy-lb-keeps-client", {"source_kinds": ["client"]}),
+        r("traffic-policy", "health-check-per-node", {"codes": {"c-control-plane": 503, "c-worker": 200}}),
+        r("failover", "holder-fails", {"failover_seconds": 7.1}),
+    ]}
+    bare = {"provider": "none", "results": [
+        r("loadbalancer", "external-address", {"value": None}),
+        r("loadbalancer", "port-80-at-external-address", {"answered_targets": 0}),
+        r("traffic-policy", "cluster-policy-lb-hides-client", {"source_kinds": []}),
+    ]}
+    rows = report.comparison_rows([metallb, bare])
+    assert rows[0] == {"provider": "metallb", "address assigned": "172.18.255.240", "reachable on :80": "yes",
+                       "source (Cluster)": "node", "source (Local)": "client",
+                       "health check per node": "plane:503 worker:200", "failover": "7.1s"}
+    assert rows[1]["address assigned"] == "<pending>"
+    assert rows[1]["reachable on :80"] == "no"
+    assert rows[1]["source (Cluster)"] == "no answer"
+    assert rows[1]["source (Local)"] == "not run" and rows[1]["failover"] == "not run"

@@ -117,10 +117,14 @@ build_metallb() {
 }
 
 build_kube_vip() {
-  GOBIN=$1 go install -ldflags "$LDFLAGS_STRIP -X=main.Version=$V_KUBE_VIP -X=main.Build=svclab-testbed" \
-    "github.com/kube-vip/kube-vip@$V_KUBE_VIP"
-  GOBIN=$1 go install -ldflags "$LDFLAGS_STRIP -X k8s.io/component-base/version.gitVersion=$V_KUBE_VIP_CLOUD_PROVIDER" \
-    "github.com/kube-vip/kube-vip-cloud-provider@$V_KUBE_VIP_CLOUD_PROVIDER"
+  # The proxy serves these versions but refuses the module's version list, which `go install
+  # pkg@version` asks for; building inside a copy of each module needs only the version itself.
+  (cd "$(in_module_copy github.com/kube-vip/kube-vip "$V_KUBE_VIP")" &&
+    go build -mod=mod -ldflags "$LDFLAGS_STRIP -X=main.Version=$V_KUBE_VIP -X=main.Build=svclab-testbed" \
+      -o "$1/kube-vip" .)
+  (cd "$(in_module_copy github.com/kube-vip/kube-vip-cloud-provider "$V_KUBE_VIP_CLOUD_PROVIDER")" &&
+    go build -mod=mod -ldflags "$LDFLAGS_STRIP -X k8s.io/component-base/version.gitVersion=$V_KUBE_VIP_CLOUD_PROVIDER" \
+      -o "$1/kube-vip-cloud-provider" .)
 }
 
 build_podnet() {
