@@ -16,9 +16,10 @@ import yaml
 
 from .errors import UsageError
 
-__all__ = ["Settings", "load_settings", "pins", "PROVIDERS", "KUBE_PROXY_MODES"]
+__all__ = ["Settings", "load_settings", "pins", "PROVIDERS", "DEFAULT_PROVIDER", "KUBE_PROXY_MODES"]
 
 PROVIDERS = ("metallb", "kube-vip", "none")
+DEFAULT_PROVIDER = "metallb"
 KUBE_PROXY_MODES = ("iptables", "nftables", "ipvs")
 CONFIG_FILE = "svclab.yaml"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -48,7 +49,7 @@ class Settings:
     workers: int = 2
     node_image: str = ""                 # empty: the kind release's own default image
     kube_proxy_mode: str = "iptables"
-    provider: str = "metallb"
+    provider: str = ""                   # empty: the existing cluster's, else DEFAULT_PROVIDER
     network: str = "svclab"              # the docker network svclab's clusters live on
     pool_size: int = 16                  # load-balancer addresses carved per cluster
     state_dir: Path = dataclasses.field(default_factory=_state_home)
@@ -66,7 +67,7 @@ class Settings:
                              hint="use lowercase letters, digits and '-', at most 40 characters, e.g. 'svclab'")
         if not 0 <= self.workers <= 5:
             raise UsageError(f"workers must be between 0 and 5, got {self.workers}", hint="e.g. --workers 2")
-        if self.provider not in PROVIDERS:
+        if self.provider and self.provider not in PROVIDERS:
             raise UsageError(f"unknown provider {self.provider!r}", hint=f"choose one of {', '.join(PROVIDERS)}")
         if self.kube_proxy_mode not in KUBE_PROXY_MODES:
             raise UsageError(f"unknown kube-proxy mode {self.kube_proxy_mode!r}",

@@ -16,7 +16,7 @@ from docker.errors import ImageNotFound
 
 from . import network
 from .cluster import ClusterRecord, Kind, check_shape, find_tool, shape_of, write_kind_config
-from .config import Settings, pins
+from .config import DEFAULT_PROVIDER, Settings, pins
 from .errors import SvclabError, UsageError
 from .kube import Kube, load_manifests
 from .network import Pool
@@ -91,8 +91,11 @@ def preflight(settings: Settings):
 def up(settings: Settings, ui: UI) -> Environment:
     dc, kind = preflight(settings)
     kind.echo = ui.echo
-    provider = get_provider(settings.provider)
     record = ClusterRecord.load(settings.cluster_dir)
+    if not settings.provider:
+        recorded = record.shape.get("provider") if record else None
+        settings = dataclasses.replace(settings, provider=recorded or DEFAULT_PROVIDER)
+    provider = get_provider(settings.provider)
     exists = kind.exists()
     if exists and record is None:
         raise UsageError(f"a kind cluster named {settings.cluster_name} exists but svclab did not create it",
@@ -155,7 +158,7 @@ def connect(settings: Settings, ui: UI) -> Environment:
     record = ClusterRecord.load(settings.cluster_dir)
     if record is None or not settings.kubeconfig.exists():
         raise UsageError(f"cluster {settings.cluster_name} is not up", hint="run `svclab cluster.up` first")
-    settings = dataclasses.replace(settings, provider=record.shape.get("provider", settings.provider))
+    settings = dataclasses.replace(settings, provider=record.shape.get("provider") or DEFAULT_PROVIDER)
     dc = network.docker_client()
     pool = network.load_pool(settings.cluster_dir / "pool.json")
     if pool is None:
