@@ -26,7 +26,7 @@ def status(cluster):
 
 
 def test_every_probe_as_expected_and_counted(results):
-    assert len(results) >= 29
+    assert len(results) >= 31
     assert all(r["passed"] for r in results.values())
 
 
@@ -130,3 +130,11 @@ def test_c18_health_check_and_silent_nodes(results):
     assert sorted(c for c in facts["codes"].values() if c != 200) == [503, 503]
     silent = results["traffic-policy", "local-policy-no-backend-no-answer"]["facts"]
     assert silent["targets"] == 2 and silent["responses"] == 0
+
+
+def test_c14_c21_failover_moves_the_address(results):
+    holder = results["loadbalancer", "path-through-nodes"]
+    assert holder["passed"]
+    facts = results["failover", "holder-fails"]["facts"]
+    assert facts["holder_before"] and facts["holder_after"] and facts["holder_before"] != facts["holder_after"]
+    assert 0 < facts["failover_seconds"] < 90
