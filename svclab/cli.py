@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json as jsonlib
+import os
 import sys
 from pathlib import Path
 
@@ -29,7 +30,9 @@ COMMON_HELP = {
     "verbose": "show every command svclab runs",
     "quiet": "print only results and errors",
 }
-LAB_HELP = {**COMMON_HELP, "json": "also write results as JSON to this file ('-': standard output)"}
+LAB_HELP = {**COMMON_HELP, "json": "also write results as JSON to this file ('-': standard output)",
+            "junit": "also write results as JUnit XML to this file",
+            "markdown": "also write a Markdown summary to this file (appended to $GITHUB_STEP_SUMMARY when set)"}
 
 
 def _settings(name=None, provider=None, workers=None, node_image=None, verbose=None, quiet=None):
@@ -98,8 +101,8 @@ for fn, help_ in ((up, COMMON_HELP), (down, COMMON_HELP), (status, {"json": "pri
 
 # ---------------------------------------------------------------- lab.*
 
-def run_labs(lab_ids, *, name=None, provider=None, workers=None, node_image=None, json=None,
-             verbose=False, quiet=False) -> None:
+def run_labs(lab_ids, *, name=None, provider=None, workers=None, node_image=None, json=None, junit=None,
+             markdown=None, verbose=False, quiet=False) -> None:
     settings = _settings(name, provider, workers, node_image, verbose, quiet)
     selected = [labs.load_lab(lab_id) for lab_id in lab_ids]
     ui = UI(quiet=settings.quiet, verbose=settings.verbose)
@@ -114,6 +117,16 @@ def run_labs(lab_ids, *, name=None, provider=None, workers=None, node_image=None
             print(text)
         else:
             Path(json).write_text(text + "\n")
+    if junit:
+        Path(junit).write_text(report.to_junit(results) + "\n")
+    summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+    if markdown or summary_file:
+        text = report.to_markdown(results, title=f"svclab {' '.join(lab_ids)} · {env.provider.name}")
+        if markdown:
+            Path(markdown).write_text(text)
+        if summary_file:
+            with open(summary_file, "a") as f:
+                f.write(text)
     code = report.exit_code(results)
     if code:
         raise Exit(code=code)
@@ -121,9 +134,10 @@ def run_labs(lab_ids, *, name=None, provider=None, workers=None, node_image=None
 
 def lab_task(lab_id: str) -> Task:
     @guarded
-    def task(c, name=None, provider=None, workers=None, node_image=None, json=None, verbose=False, quiet=False):
+    def task(c, name=None, provider=None, workers=None, node_image=None, json=None, junit=None, markdown=None,
+             verbose=False, quiet=False):
         run_labs([lab_id], name=name, provider=provider, workers=workers, node_image=node_image,
-                 json=json, verbose=verbose, quiet=quiet)
+                 json=json, junit=junit, markdown=markdown, verbose=verbose, quiet=quiet)
 
     title = labs.load_lab(lab_id).title
     task.__doc__ = f"{title} (brings the cluster up if needed)."
@@ -131,10 +145,11 @@ def lab_task(lab_id: str) -> Task:
 
 
 @guarded
-def all_labs(c, name=None, provider=None, workers=None, node_image=None, json=None, verbose=False, quiet=False):
+def all_labs(c, name=None, provider=None, workers=None, node_image=None, json=None, junit=None, markdown=None,
+             verbose=False, quiet=False):
     """Run every lab on one cluster."""
     run_labs(labs.available_labs(), name=name, provider=provider, workers=workers, node_image=node_image,
-             json=json, verbose=verbose, quiet=quiet)
+             json=json, junit=junit, markdown=markdown, verbose=verbose, quiet=quiet)
 
 
 @guarded

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,7 +15,7 @@ from rich.text import Text
 from .errors import EXIT_MISMATCH, EXIT_OK
 from .labs import Result
 
-__all__ = ["JSON_VERSION", "comparison_rows", "exit_code", "render_comparison", "render_table", "to_json", "summary"]
+__all__ = ["JSON_VERSION", "to_junit", "to_markdown", "comparison_rows", "exit_code", "render_comparison", "render_table", "to_json", "summary"]
 
 JSON_VERSION = 1
 
@@ -53,6 +54,41 @@ def to_json(results: Sequence[Result], *, context: dict[str, Any]) -> str:
         "summary": summary(results),
         "results": [dataclasses.asdict(r) for r in results],
     }, indent=2, default=str)
+
+
+def to_junit(results: Sequence[Result]) -> str:
+    """JUnit XML: one suite per lab, one case per probe; a probe that differs is a failure."""
+    root = ET.Element("testsuites", name="svclab", tests=str(len(results)),
+                      failures=str(sum(not r.passed for r in results)))
+    for lab in dict.fromkeys(r.lab for r in results):
+        mine = [r for r in results if r.lab == lab]
+        suite = ET.SubElement(root, "testsuite", name=lab, tests=str(len(mine)),
+                              failures=str(sum(not r.passed for r in mine)),
+                              time=f"{sum(r.seconds for r in mine):.2f}")
+        for r in mine:
+            case = ET.SubElement(suite, "testcase", classname=f"svclab.{lab}", name=f"{r.claim} {r.probe}",
+                                 time=f"{r.seconds:.2f}")
+            if not r.passed:
+                failure = ET.SubElement(case, "failure", message="; ".join(r.problems))
+                failure.text = f"expected: {r.expected}\nobserved: {r.observed}\n" + "\n".join(r.evidence)
+            out = ET.SubElement(case, "system-out")
+            out.text = "\n".join(r.evidence)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True)
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", "<br>")
+
+
+def to_markdown(results: Sequence[Result], *, title: str) -> str:
+    s = summary(results)
+    lines = [f"### {title}", "", f"**{s['passed']}/{s['probes']} probes as expected**", "",
+             "| claim | path | expected | observed | verdict |", "|---|---|---|---|---|"]
+    for r in results:
+        verdict = "✅ as expected" if r.passed else "❌ differs: " + _md("; ".join(r.problems))
+        lines.append(f"| {r.claim} | {_md(r.lab + ': ' + r.path)} | {_md(r.expected)} | {_md(r.observed)} | {verdict} |")
+    return "\n".join(lines) + "\n"
 
 
 def _facts(doc: dict, lab: str, probe: str) -> dict | None:

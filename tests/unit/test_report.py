@@ -68,3 +68,22 @@ def test_provider_comparison_rows():
     assert rows[1]["reachable on :80"] == "no"
     assert rows[1]["source (Cluster)"] == "no answer"
     assert rows[1]["source (Local)"] == "not run" and rows[1]["failover"] == "not run"
+
+
+def test_junit_has_a_case_per_probe_and_failures():
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(report.to_junit([result(), result(passed=False, probe="x", lab="pending")]))
+    assert root.get("tests") == "2" and root.get("failures") == "1"
+    suites = {s.get("name"): s for s in root.iter("testsuite")}
+    assert set(suites) == {"nodeport", "pending"}
+    failure = suites["pending"].find("testcase/failure")
+    assert "did not answer" in failure.get("message")
+    assert "observed: 3/3 answered" in failure.text
+
+
+def test_markdown_summary_escapes_pipes():
+    text = report.to_markdown([result(path="a | b"), result(passed=False)], title="svclab nodeport")
+    assert text.startswith("### svclab nodeport")
+    assert "**1/2 probes as expected**" in text
+    assert "a \\| b" in text and "❌ differs" in text

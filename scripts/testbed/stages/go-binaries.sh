@@ -22,8 +22,11 @@ recipe_hash() { # component -> hash of the Go version, its build function and th
   body=$(declare -f "build_$1")
   { go env GOVERSION; echo "$body"
     for var in $(grep -oE 'V_[A-Z_]+' <<<"$body" | sort -u); do
-      echo "$var=${!var}"
-      if [[ -d ${!var} ]]; then (cd "${!var}" && find . -type f -print0 | sort -z | xargs -0 sha256sum); fi
+      if [[ -d ${!var} ]]; then  # a source folder: its content counts, not where it lives
+        (cd "${!var}" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+      else
+        echo "$var=${!var}"
+      fi
     done
   } | sha256sum | cut -c1-16
 }
