@@ -167,6 +167,27 @@ lab.add_task(Task(all_labs, name="all", help=LAB_HELP))
 lab.add_task(Task(list_labs, name="list"))
 
 
+# ---------------------------------------------------------------- doctor
+
+@guarded
+def doctor(c):
+    """Check this machine for everything that would make a lab fail, and say how to fix it."""
+    from rich.table import Table
+
+    from .doctor import FAIL, run_doctor
+
+    findings = run_doctor(_settings())
+    table = Table(show_lines=False)
+    for column in ("check", "status", "detail", "fix"):
+        table.add_column(column)
+    style = {"ok": "green", "warn": "yellow", "fail": "bold red"}
+    for f in findings:
+        table.add_row(f.check, f"[{style[f.status]}]{f.status}[/]", f.detail, f.fix)
+    make_console(sys.stdout).print(table)
+    if any(f.status == FAIL for f in findings):
+        raise Exit(code=3)
+
+
 # ---------------------------------------------------------------- report.*
 
 @guarded
@@ -225,6 +246,7 @@ testbed.add_task(Task(tb_status, name="status"))
 testbed.add_task(Task(tb_clean, name="clean", help={"all": "also remove Go, rootfs and download caches"}))
 
 namespace = Collection()
+namespace.add_task(Task(doctor))
 namespace.add_collection(cluster)
 namespace.add_collection(lab)
 namespace.add_collection(report_ns)
