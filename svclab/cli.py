@@ -193,6 +193,10 @@ def doctor(c):
 @guarded
 def compare(c, results=""):
     """Compare providers from `lab.all --json` files: svclab report.compare -r a.json,b.json"""
+    report.render_comparison(_load_results(results), make_console(sys.stdout))
+
+
+def _load_results(results: str) -> list[dict]:
     paths = [Path(p) for p in results.split(",") if p]
     if not paths:
         raise UsageError("no result files given", hint="pass --results metallb.json,none.json (from `lab.all --json`)")
@@ -202,11 +206,21 @@ def compare(c, results=""):
             docs.append(jsonlib.loads(path.read_text()))
         except (OSError, ValueError) as e:
             raise UsageError(f"{path}: not a readable results file ({type(e).__name__})") from None
-    report.render_comparison(docs, make_console(sys.stdout))
+    return docs
+
+
+@guarded
+def claims(c, results=""):
+    """Print the claims table (Markdown), each claim marked from `lab.all --json` result files."""
+    import yaml
+
+    table = yaml.safe_load((labs.LABS_DIR / "claims.yaml").read_text())
+    print(report.claims_markdown(table, _load_results(results)), end="")
 
 
 report_ns = Collection("report")
 report_ns.add_task(Task(compare, help={"results": "comma-separated JSON result files, one per provider"}))
+report_ns.add_task(Task(claims, help={"results": "comma-separated JSON result files, one per provider"}))
 
 
 # ---------------------------------------------------------------- testbed.*

@@ -15,7 +15,7 @@ from rich.text import Text
 from .errors import EXIT_MISMATCH, EXIT_OK
 from .labs import Result
 
-__all__ = ["JSON_VERSION", "to_junit", "to_markdown", "comparison_rows", "exit_code", "render_comparison", "render_table", "to_json", "summary"]
+__all__ = ["JSON_VERSION", "claims_markdown", "to_junit", "to_markdown", "comparison_rows", "exit_code", "render_comparison", "render_table", "to_json", "summary"]
 
 JSON_VERSION = 1
 
@@ -138,3 +138,18 @@ def render_comparison(docs: Sequence[dict], console: Console) -> None:
     for row in comparison_rows(docs):
         table.add_row(*(row[c] for c in COMPARISON_COLUMNS))
     console.print(table)
+
+
+def claims_markdown(claims: dict[str, str], docs: Sequence[dict]) -> str:
+    """The claims table, each claim marked from live results: held (every probe for it held, on
+    every provider it ran on), not held (one differed), or not shown (no probe ran for it)."""
+    lines = ["| id | claim | verdict | observed |", "|---|---|---|---|"]
+    for cid, text in claims.items():
+        runs = [(doc.get("provider", "?"), r) for doc in docs for r in doc.get("results", []) if r["claim"] == cid]
+        if not runs:
+            verdict, observed = "not shown", ""
+        else:
+            verdict = "held" if all(r["passed"] for _, r in runs) else "**not held**"
+            observed = "; ".join(f"{p}: {r['observed']}" for p, r in runs[:4]) + (" …" if len(runs) > 4 else "")
+        lines.append(f"| {cid} | {_md(text)} | {verdict} | {_md(observed)} |")
+    return "\n".join(lines) + "\n"

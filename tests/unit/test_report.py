@@ -87,3 +87,26 @@ def test_markdown_summary_escapes_pipes():
     assert text.startswith("### svclab nodeport")
     assert "**1/2 probes as expected**" in text
     assert "a \\| b" in text and "❌ differs" in text
+
+
+def test_claims_table_marks_each_claim_from_results():
+    docs = [{"provider": "metallb", "results": [
+        {"claim": "C5", "passed": True, "observed": "3/3 answered"},
+        {"claim": "C6", "passed": False, "observed": "accepted"},
+    ]}]
+    text = report.claims_markdown({"C5": "NodePort on every node.", "C6": "Range.", "C19": "Ingress."}, docs)
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines()[2:]}
+    assert "| held |" in rows["C5"] and "metallb: 3/3 answered" in rows["C5"]
+    assert "**not held**" in rows["C6"]
+    assert "not shown" in rows["C19"]
+
+
+def test_claims_file_covers_every_claim_a_lab_names():
+    import yaml
+
+    from svclab import labs
+
+    claims = yaml.safe_load((labs.LABS_DIR / "claims.yaml").read_text())
+    assert list(claims) == [f"C{i}" for i in range(1, 22)]
+    for lab_id in labs.available_labs():
+        assert set(labs.load_lab(lab_id).claims) <= set(claims)
