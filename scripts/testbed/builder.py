@@ -134,6 +134,7 @@ class Builder:
             "V_METALLB": p["metallb"]["version"],
             "V_KUBE_VIP": p["kube_vip"]["version"],
             "V_KUBE_VIP_CLOUD_PROVIDER": p["kube_vip"]["cloud_provider_version"],
+            "V_TRAEFIK": p["traefik"]["version"],
             "V_PODNET_SRC": str(HERE / "podnet"),
         }
 

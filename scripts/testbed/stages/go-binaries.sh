@@ -130,6 +130,14 @@ build_kube_vip() {
       -o "$1/kube-vip-cloud-provider" .)
 }
 
+build_traefik() {
+  # Traefik's go.mod has replace directives, so it builds inside a copy of its module. The web
+  # dashboard's assets are not part of the module; the proxy works without them.
+  (cd "$(in_module_copy github.com/traefik/traefik/v3 "$V_TRAEFIK")" &&
+    go build -mod=mod -ldflags "$LDFLAGS_STRIP -X github.com/traefik/traefik/v3/pkg/version.Version=$V_TRAEFIK" \
+      -o "$1/traefik" ./cmd/traefik)
+}
+
 build_podnet() {
   # The test bed's pod network agent, built inside the Kubernetes wrapper module so that it shares
   # its dependency versions and build cache.
