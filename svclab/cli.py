@@ -188,6 +188,27 @@ def doctor(c):
         raise Exit(code=3)
 
 
+# ---------------------------------------------------------------- bench
+
+@guarded
+def bench(c, name=None, provider=None, workers=None, node_image=None, json=None, verbose=False, quiet=False):
+    """Measure cold up vs bare kind, warm labs, probe latency, failover and peak memory."""
+    from rich.table import Table
+
+    from .bench import run_bench
+
+    settings = _settings(name, provider, workers, node_image, verbose, quiet)
+    figures = run_bench(settings, UI(quiet=settings.quiet, verbose=settings.verbose))
+    table = Table(title="svclab bench")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in figures.items():
+        table.add_row(key, str(value))
+    make_console(sys.stdout).print(table)
+    if json:
+        Path(json).write_text(jsonlib.dumps(figures, indent=2) + "\n")
+
+
 # ---------------------------------------------------------------- report.*
 
 @guarded
@@ -261,6 +282,7 @@ testbed.add_task(Task(tb_clean, name="clean", help={"all": "also remove Go, root
 
 namespace = Collection()
 namespace.add_task(Task(doctor))
+namespace.add_task(Task(bench, help={**COMMON_HELP, "json": "also write the figures as JSON to this file"}))
 namespace.add_collection(cluster)
 namespace.add_collection(lab)
 namespace.add_collection(report_ns)
