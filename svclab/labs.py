@@ -19,6 +19,7 @@ import yaml
 
 from . import probes
 from .errors import SvclabError, UsageError
+from .config import pins
 from .kube import load_manifests
 from .lifecycle import SYSTEM_NAMESPACE, Environment, agnhost_image
 
@@ -32,6 +33,7 @@ _REQUIRED = {
     "http": ("service", "via"),
     "dns": ("service",),
     "health-check": ("service",),
+    "addresses": (),
     "rejects": ("manifest",),
     "pending": ("service",),
     "failover": ("service",),
@@ -179,9 +181,9 @@ class ProbeContext:
             raise UsageError(f"lab {self.lab.id}: manifest {manifest} not found in labs/{self.lab.id}/ or manifests/")
         try:
             return string.Template(path.read_text()).substitute(
-                AGNHOST_IMAGE=agnhost_image(), NAMESPACE=self.namespace)
+                AGNHOST_IMAGE=agnhost_image(), TRAEFIK_IMAGE=pins()["traefik"]["image"], NAMESPACE=self.namespace)
         except (KeyError, ValueError) as e:
-            raise UsageError(f"{path}: unknown placeholder {e}", hint="use ${AGNHOST_IMAGE} or ${NAMESPACE}") from None
+            raise UsageError(f"{path}: unknown placeholder {e}", hint="use ${AGNHOST_IMAGE}, ${TRAEFIK_IMAGE} or ${NAMESPACE}") from None
 
 
 def _topology(env: Environment, namespace: str) -> tuple[probes.Topology, str]:

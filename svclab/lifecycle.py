@@ -124,7 +124,7 @@ def up(settings: Settings, ui: UI) -> Environment:
         elif not settings.kubeconfig.exists():
             kind.write_kubeconfig()
         kube = Kube(settings.kubeconfig)
-        _preload(dc, kind, [*provider.images(), agnhost_image()], ui)
+        _preload(dc, kind, [*provider.images(), agnhost_image(), pins()["traefik"]["image"]], ui)
         undo.append(lambda: network.remove_client(dc, settings.cluster_name))
         _, port = network.start_client(dc, cluster=settings.cluster_name, pool=pool, image=agnhost_image())
         kube.wait_nodes_ready(settings.workers + 1, timeout=settings.wait_timeout)

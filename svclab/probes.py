@@ -5,6 +5,7 @@ Probe kinds (the vocabulary lab definitions use):
     service   read a field of a Service (its type, ClusterIP, nodePort, external address)
     http      send HTTP requests from a client to a Service: through its ClusterIP, its DNS name,
               every node's NodePort, or its load-balancer address
+    addresses list the lab's LoadBalancer Services and Ingresses with the addresses they hold
     rejects   ask the API server (dry run) to accept a manifest, expecting a refusal
     dns       resolve a Service's cluster DNS name inside a pod
     health-check  ask every node's kube-proxy for a Service's healthCheckNodePort answer
@@ -37,7 +38,7 @@ from .kube import api_error_message, load_manifests
 
 __all__ = ["Observation", "Topology", "PROBE_KINDS", "check_expectation", "describe_expectation", "observe"]
 
-PROBE_KINDS = ("service", "http", "dns", "health-check", "rejects", "pending", "failover")
+PROBE_KINDS = ("service", "http", "dns", "health-check", "addresses", "rejects", "pending", "failover")
 HTTP_VIA = ("cluster-ip", "dns", "node-port", "load-balancer")
 HTTP_FROM = ("pod", "outside")
 NODE_SETS = ("all", "backend", "no-backend")
@@ -106,6 +107,10 @@ def describe_expectation(expect: Mapping[str, Any]) -> str:
             parts.append(f"rejected: /{value}/")
         elif key == "pending":
             parts.append("stays <pending>" if value else "gets an address")
+        elif key == "backend_prefix":
+            parts.append(f"served by {value}*")
+        elif key == "one_address_each":
+            parts.append("one external address per LoadBalancer Service" if value else "no external addresses")
         elif key == "recovers_within":
             parts.append(f"answers again within {value}s, from another node")
         elif key == "healthy_where_backends":
@@ -159,6 +164,16 @@ def check_expectation(expect: Mapping[str, Any], facts: Mapping[str, Any]) -> li
                 problems.append("the API server accepted it")
             elif not re.search(want, message):
                 problems.append("rejected with another message")
+        elif key == "backend_prefix":
+            others = [b for b in facts.get("backends", []) if not b.startswith(want)]
+            if others or not facts.get("backends"):
+                problems.append(f"served by {', '.join(others) or 'nobody'}")
+        elif key == "one_address_each":
+            services, distinct = facts.get("lb_services", 0), len(set(facts.get("addresses", [])))
+            if want and (services == 0 or distinct != services):
+                problems.append(f"{services} LoadBalancer Services hold {distinct} distinct addresses")
+            if not want and distinct:
+                problems.append(f"{distinct} addresses were assigned")
         elif key == "recovers_within":
             took = facts.get("failover_seconds")
             if took is None:
@@ -263,6 +278,26 @@ def http_targets(ctx, spec: Mapping[str, Any]) -> list[tuple[str, str, int]]:
     raise UsageError(f"unknown http via {via!r}")
 
 
+_HOSTNAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+def curl_with_host(ctx, ip: str, port: int, host_header: str, request: str, tries: int) -> dict[str, list[str]]:
+    """Like agnhost's /dial, but with a Host header (for Ingress rules); from the outside client."""
+    if not _HOSTNAME.match(host_header) or not re.match(r"^[a-z]*$", request):
+        raise UsageError(f"invalid host {host_header!r} or request {request!r} in a probe")
+    ip, port = str(ipaddress.IPv4Address(ip)), int(port)  # validated: they go into a command line
+    cmd = f"curl -s -f -m {ctx.settings.probe_timeout:g} -H 'Host: {host_header}' http://{ip}:{port}/{request}"
+    responses, errors = [], []
+    for _ in range(tries):
+        out = requests.get(f"http://127.0.0.1:{ctx.client_port}/shell", params={"cmd": cmd},
+                           timeout=ctx.settings.probe_timeout + 10).json()
+        if "error" in out:
+            errors.append(f"curl -H 'Host: {host_header}': {out['error']}")
+        else:
+            responses.append(out.get("output", "").strip())
+    return {"responses": responses, "errors": errors}
+
+
 def dial(ctx, source: str, host: str, port: int, request: str, tries: int) -> dict[str, list[str]]:
     query = [("request", request), ("protocol", "http"), ("host", host), ("port", str(port)), ("tries", str(tries))]
     budget = tries * (ctx.settings.probe_timeout + 1) + 10
@@ -290,7 +325,11 @@ def observe_http(ctx, spec: Mapping[str, Any]) -> Observation:
         if reported:
             evidence.append(f"{ctx.env.provider.name} reports the address held by node {reported}")
     for label, host, port in targets:
-        result = dial(ctx, source, host, port, request, tries)
+        if spec.get("host"):
+            label += f" (Host: {spec['host']})"
+            result = curl_with_host(ctx, host, port, spec["host"], request, tries)
+        else:
+            result = dial(ctx, source, host, port, request, tries)
         got, errs = result.get("responses", []), result.get("errors", [])
         responses += len(got)
         errors += len(errs)
@@ -380,6 +419,31 @@ def _health_codes(ctx, port: int) -> tuple[dict[str, int], list[str]]:
         evidence.append(f"{node.name} {ip}:{port} → HTTP {codes[node.name] or 'no answer'}"
                         + (f", localEndpoints={local}" if local is not None else ""))
     return codes, evidence
+
+
+def observe_addresses(ctx, spec: Mapping[str, Any]) -> Observation:
+    services = [ctx.kube.api.sanitize_for_serialization(svc)
+                for svc in ctx.kube.core.list_namespaced_service(ctx.namespace).items
+                if svc.spec.type == "LoadBalancer"]
+    evidence, addresses, by_service, ingress_addresses = [], [], {}, []
+    for svc in sorted(services, key=lambda s: s["metadata"]["name"]):
+        ip = _external_ip(svc)
+        by_service[svc["metadata"]["name"]] = ip
+        if ip:
+            addresses.append(ip)
+        evidence.append(f"Service {svc['metadata']['name']}: {ip or '<pending>'}")
+    from kubernetes import client
+
+    for ing in client.NetworkingV1Api(ctx.kube.api).list_namespaced_ingress(ctx.namespace).items:
+        ing = ctx.kube.api.sanitize_for_serialization(ing)
+        hosts = [r.get("host", "*") for r in ing["spec"].get("rules", [])]
+        ingress_addresses.append(_external_ip(ing))
+        evidence.append(f"Ingress {ing['metadata']['name']} ({', '.join(hosts)}): {_external_ip(ing) or '<pending>'}"
+                        " — every host behind one address")
+    distinct = len(set(addresses))
+    return Observation(f"{len(services)} LoadBalancer Services, {distinct} distinct addresses", evidence,
+                       {"lb_services": len(services), "addresses": addresses, "by_service": by_service,
+                        "ingress_addresses": ingress_addresses})
 
 
 def observe_rejects(ctx, spec: Mapping[str, Any]) -> Observation:
@@ -520,6 +584,7 @@ OBSERVERS: dict[str, Callable[[Any, Mapping[str, Any]], Observation]] = {
     "service": observe_service,
     "http": observe_http,
     "dns": observe_dns,
+    "addresses": observe_addresses,
     "health-check": observe_health_check,
     "rejects": observe_rejects,
     "pending": observe_pending,

@@ -377,6 +377,7 @@ ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]"""
                               {"controller": g / "metallb" / "controller"}, entrypoint="/controller", dest_dir="/"),
             self.binary_image(p["metallb"]["speaker_image"], "scratch", "metallb",
                               {"speaker": g / "metallb" / "speaker"}, entrypoint="/speaker", dest_dir="/"),
+            self.binary_image(p["traefik"]["image"], "scratch", "traefik", {"traefik": g / "traefik" / "traefik"}),
             self.binary_image(p["kube_vip"]["image"], "scratch", "kube_vip",
                               {"kube-vip": g / "kube_vip" / "kube-vip"}, entrypoint="/kube-vip", dest_dir="/"),
             self.binary_image(p["kube_vip"]["cloud_provider_image"], "scratch", "kube_vip",
@@ -424,7 +425,7 @@ ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]"""
         start = time.monotonic()
         self.run(["docker", "info"], capture=True)
         self.go(["kind", "containerd", "runc", "crictl", "cni", "etcd", "coredns", "kubernetes", "podnet",
-                 "metallb", "kube_vip"])
+                 "metallb", "kube_vip", "traefik"])
         netbase, netbase_recipe = self.imported("netbase", NETBASE_PACKAGES)
         system = self.system_images(netbase, netbase_recipe)
         node = self.node_image(system)

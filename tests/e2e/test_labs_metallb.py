@@ -26,7 +26,7 @@ def status(cluster):
 
 
 def test_every_probe_as_expected_and_counted(results):
-    assert len(results) >= 31
+    assert len(results) >= 34
     assert all(r["passed"] for r in results.values())
 
 
@@ -138,3 +138,16 @@ def test_c14_c21_failover_moves_the_address(results):
     facts = results["failover", "holder-fails"]["facts"]
     assert facts["holder_before"] and facts["holder_after"] and facts["holder_before"] != facts["holder_after"]
     assert 0 < facts["failover_seconds"] < 90
+
+
+def test_c19_one_address_fans_out_by_host(results):
+    a = results["ingress", "host-a-reaches-shop-a"]["facts"]
+    b = results["ingress", "host-b-reaches-shop-b"]["facts"]
+    assert a["backends"] and all(name.startswith("shop-a-") for name in a["backends"])
+    assert b["backends"] and all(name.startswith("shop-b-") for name in b["backends"])
+
+
+def test_c20_each_loadbalancer_service_takes_an_address(results):
+    facts = results["ingress", "one-address-per-loadbalancer"]["facts"]
+    assert facts["lb_services"] == 3 and len(set(facts["addresses"])) == 3
+    assert facts["ingress_addresses"] == [facts["by_service"]["traefik"]]
