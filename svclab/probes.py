@@ -278,6 +278,14 @@ def http_targets(ctx, spec: Mapping[str, Any]) -> list[tuple[str, str, int]]:
     raise UsageError(f"unknown http via {via!r}")
 
 
+def outside_shell(ctx, cmd: str, *, timeout: float) -> dict[str, str]:
+    """Runs CMD in the outside client (agnhost's /shell); {"output": ..., "error": ...}. Callers
+    build CMD only from validated addresses, ports and host names."""
+    response = requests.get(f"http://127.0.0.1:{ctx.client_port}/shell", params={"cmd": cmd}, timeout=timeout + 10)
+    response.raise_for_status()
+    return response.json()
+
+
 _HOSTNAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
@@ -289,8 +297,7 @@ def curl_with_host(ctx, ip: str, port: int, host_header: str, request: str, trie
     cmd = f"curl -s -f -m {ctx.settings.probe_timeout:g} -H 'Host: {host_header}' http://{ip}:{port}/{request}"
     responses, errors = [], []
     for _ in range(tries):
-        out = requests.get(f"http://127.0.0.1:{ctx.client_port}/shell", params={"cmd": cmd},
-                           timeout=ctx.settings.probe_timeout + 10).json()
+        out = outside_shell(ctx, cmd, timeout=ctx.settings.probe_timeout)
         if "error" in out:
             errors.append(f"curl -H 'Host: {host_header}': {out['error']}")
         else:
@@ -407,9 +414,7 @@ def _health_codes(ctx, port: int) -> tuple[dict[str, int], list[str]]:
     for node in ctx.topology.nodes:
         ip = str(ipaddress.IPv4Address(node.ip))  # validated: it goes into a command line
         cmd = f"curl -s -m {int(ctx.settings.probe_timeout)} -w '\\n%{{http_code}}' http://{ip}:{port}/"
-        response = requests.get(f"http://127.0.0.1:{ctx.client_port}/shell", params={"cmd": cmd},
-                                timeout=ctx.settings.probe_timeout + 10)
-        output = response.json().get("output", "")
+        output = outside_shell(ctx, cmd, timeout=ctx.settings.probe_timeout).get("output", "")
         body, _, code = output.rpartition("\n")
         codes[node.name] = int(code) if code.strip().isdigit() else 0
         try:
@@ -507,8 +512,7 @@ def arp_holder(ctx, ip: str) -> str | None:
     from .network import docker_client
 
     ip = str(ipaddress.IPv4Address(ip))  # validated: it goes into a command line
-    out = requests.get(f"http://127.0.0.1:{ctx.client_port}/shell", params={"cmd": f"ip neigh show {ip}"},
-                       timeout=10).json().get("output", "")
+    out = outside_shell(ctx, f"ip neigh show {ip}", timeout=5).get("output", "")
     match = re.search(r"lladdr ([0-9a-f:]{17})", out)
     if not match:
         return None
@@ -524,7 +528,7 @@ def _outside_get(ctx, ip: str, port: int, path: str, timeout: float) -> str | No
     """One quick HTTP GET from the outside client (curl, so the timeout can be short)."""
     ip, port = str(ipaddress.IPv4Address(ip)), int(port)  # validated: they go into a command line
     cmd = f"curl -s -f -m {timeout:g} http://{ip}:{port}/{path}"
-    out = requests.get(f"http://127.0.0.1:{ctx.client_port}/shell", params={"cmd": cmd}, timeout=timeout + 10).json()
+    out = outside_shell(ctx, cmd, timeout=timeout)
     return out.get("output") if "error" not in out else None
 
 

@@ -412,6 +412,19 @@ ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]"""
             shutil.copyfile(src, dest)
             self.log(f"mirrored {url}")
 
+    def prune(self, keep: set[str]) -> None:
+        """Removes test-bed images a newer recipe has replaced (dangling ones, and svclab.local
+        tags not in KEEP), so rebuilds do not pile up gigabytes of old node images."""
+        removed = 0
+        for row in self.status():
+            tag = f"{row['Repository']}:{row['Tag']}"
+            stale = row["Repository"] == "<none>" or (tag.startswith("svclab.local/") and tag not in keep)
+            if stale and subprocess.run(["docker", "rmi", row["ID"] if row["Repository"] == "<none>" else tag],
+                                        capture_output=True).returncode == 0:
+                removed += 1
+        if removed:
+            self.log(f"removed {removed} superseded test-bed images")
+
     def install_tools(self) -> None:
         self.tools_dir.mkdir(parents=True, exist_ok=True)
         for src in (self.go_dir / "kind" / "kind", self.go_dir / "kubernetes" / "kubectl"):
@@ -429,7 +442,11 @@ ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]"""
         netbase, netbase_recipe = self.imported("netbase", NETBASE_PACKAGES)
         system = self.system_images(netbase, netbase_recipe)
         node = self.node_image(system)
-        self.app_images(netbase, netbase_recipe)
+        apps = self.app_images(netbase, netbase_recipe)
+        base, _ = self.node_base()
+        rootfs = [self.imported(name, pkgs)[0] for name, pkgs in (("node-rootfs", NODE_PACKAGES),
+                                                                   ("netbase", NETBASE_PACKAGES))]
+        self.prune({node, base, *system, *apps, *rootfs})
         self.mirror()
         self.install_tools()
         took = time.monotonic() - start
