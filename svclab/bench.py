@@ -10,7 +10,7 @@ import shutil
 import statistics
 import time
 
-from . import labs, lifecycle
+from . import labs, lifecycle, network
 from .cluster import Kind, write_kind_config
 from .config import Settings
 from .ui import UI
@@ -45,6 +45,9 @@ def run_bench(settings: Settings, ui: UI) -> dict:
     bench = dataclasses.replace(settings, cluster_name=f"{settings.cluster_name}-bench")
     bare = dataclasses.replace(settings, cluster_name=f"{settings.cluster_name}-bench-bare")
     kind = Kind(bare, echo=ui.echo)
+    # Both clusters on svclab's own network; kind would otherwise make one svclab cannot use.
+    dc = network.docker_client()
+    network.ensure_network(dc, settings.network)
     ui.step(f"bare `kind create cluster` ({bare.workers} workers)")
     try:
         _, bare_create = _timed(lambda: kind.create(write_kind_config(bare)))
@@ -63,6 +66,7 @@ def run_bench(settings: Settings, ui: UI) -> dict:
         took = next((r.facts.get("failover_seconds") for r in failover_results if "failover_seconds" in r.facts), None)
     finally:
         lifecycle.down(bench, ui)
+        network.remove_network_if_unused(dc, settings.network)
     everything = results + failover_results
     return summarize(bare_create=bare_create, svclab_up=svclab_up, warm_labs=warm,
                      probe_seconds=[r.seconds for r in results], failover=took,

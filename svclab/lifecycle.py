@@ -12,12 +12,12 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from docker.errors import ImageNotFound
+from docker.errors import DockerException, ImageNotFound
 
 from . import network
 from .cluster import ClusterRecord, Kind, check_shape, find_tool, shape_of, write_kind_config
 from .config import DEFAULT_PROVIDER, Settings, pins
-from .errors import SvclabError, UsageError
+from .errors import PrerequisiteError, SvclabError, UsageError
 from .kube import Kube, load_manifests
 from .network import Pool
 from .providers import Provider, get_provider
@@ -85,7 +85,19 @@ def preflight(settings: Settings):
     """Every prerequisite, checked before anything is created; each failure says how to fix it."""
     dc = network.docker_client()
     find_tool("kubectl", settings)  # the labs' own instructions use it
-    return dc, Kind(settings)
+    kind = Kind(settings)
+    if settings.node_image:
+        try:
+            dc.images.get(settings.node_image)
+        except ImageNotFound:
+            try:
+                dc.images.pull(settings.node_image)
+            except DockerException as e:
+                raise PrerequisiteError(
+                    f"node image {settings.node_image} is not in local Docker and cannot be pulled "
+                    f"({str(e).splitlines()[0][:100]})",
+                    hint="build it with `invoke testbed.build`, or unset SVCLAB_NODE_IMAGE to use kind's default") from None
+    return dc, kind
 
 
 def up(settings: Settings, ui: UI) -> Environment:

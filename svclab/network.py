@@ -135,10 +135,15 @@ def ensure_network(dc, name: str) -> bool:
     from docker.types import IPAMConfig, IPAMPool
 
     try:
-        dc.networks.get(name)
-        return False
+        existing = dc.networks.get(name)
     except NotFound:
-        pass
+        existing = None
+    if existing is not None:
+        if (existing.attrs.get("Labels") or {}).get(MANAGED_LABEL) != "true":
+            raise UsageError(f"docker network {name} exists but svclab did not create it",
+                             hint=f"svclab leaves it alone: set SVCLAB_NETWORK to another name, or remove it "
+                                  f"(`docker network rm {name}`) if nothing uses it")
+        return False
     labels = {MANAGED_LABEL: "true"}
     probe = dc.networks.create(name, driver="bridge", labels=labels)
     probe.reload()
