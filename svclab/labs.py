@@ -21,6 +21,7 @@ from . import probes
 from .errors import SvclabError, UsageError
 from .config import pins
 from .kube import load_manifests
+from .mirror import fetch
 from .lifecycle import SYSTEM_NAMESPACE, Environment, agnhost_image
 
 __all__ = ["Lab", "Probe", "Result", "LABS_DIR", "available_labs", "load_lab", "run_lab"]
@@ -62,6 +63,7 @@ class Lab:
     probes: tuple[Probe, ...]
     directory: Path
     disruptive: bool = False    # changes the cluster on purpose (stops a node): runs last
+    upstream: tuple[str, ...] = ()  # pinned upstream manifests (pins.toml sections) applied first
 
     @property
     def namespace(self) -> str:
@@ -101,6 +103,9 @@ def parse_lab(lab_id: str, data: Any, directory: Path) -> Lab:
             raise _bad(lab_id, f"missing {key!r}")
     parsed = []
     seen = set()
+    for name in data.get("upstream") or []:
+        if not (pins().get(name) or {}).get("files"):
+            raise _bad(lab_id, f"upstream {name!r} has no files pinned in svclab/pins.toml")
     for i, raw in enumerate(data["probes"] or []):
         if not isinstance(raw, dict) or "id" not in raw:
             raise _bad(lab_id, f"probe #{i + 1} has no id")
@@ -133,6 +138,7 @@ def parse_lab(lab_id: str, data: Any, directory: Path) -> Lab:
         id=lab_id, title=str(data["title"]), claims=tuple(data.get("claims") or ()),
         manifests=tuple(data.get("manifests") or ()), deployments=tuple(data.get("deployments") or ()),
         probes=tuple(parsed), directory=directory, disruptive=bool(data.get("disruptive", False)),
+        upstream=tuple(data.get("upstream") or ()),
     )
 
 
@@ -207,6 +213,10 @@ def _topology(env: Environment, namespace: str) -> tuple[probes.Topology, str]:
 
 def prepare(env: Environment, lab: Lab) -> None:
     kube = env.kube
+    for name in lab.upstream:
+        for item in pins()[name]["files"]:
+            data = fetch(item["url"], item["sha256"], cache_dir=env.settings.cache_dir, mirror=env.settings.mirror)
+            kube.apply(load_manifests(data.decode()))
     kube.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": lab.namespace}}])
     ctx = ProbeContext(env, lab, None, "")  # type: ignore[arg-type]
     objects = [obj for m in lab.manifests for obj in load_manifests(ctx.render(m))]

@@ -399,6 +399,9 @@ ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]"""
              "github.com/kube-vip/kube-vip-cloud-provider", kv["cloud_provider_version"],
              "manifest/kube-vip-cloud-controller.yaml"),
         ]
+        gw = self.pins["gateway_api"]
+        wanted += [(f["url"], f["sha256"], "sigs.k8s.io/gateway-api", gw["version"],
+                    f["url"].split(f"/{gw['version']}/", 1)[1]) for f in gw["files"]]
         for url, sha, module, version, inner in wanted:
             dest = mirror_path(self.mirror_dir, url)
             if dest.exists() and file_digest(dest) == sha:

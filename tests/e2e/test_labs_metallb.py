@@ -26,7 +26,7 @@ def status(cluster):
 
 
 def test_every_probe_as_expected_and_counted(results):
-    assert len(results) >= 34
+    assert len(results) >= 36
     assert all(r["passed"] for r in results.values())
 
 
@@ -151,3 +151,10 @@ def test_c20_each_loadbalancer_service_takes_an_address(results):
     facts = results["ingress", "one-address-per-loadbalancer"]["facts"]
     assert facts["lb_services"] == 3 and len(set(facts["addresses"])) == 3
     assert facts["ingress_addresses"] == [facts["by_service"]["traefik"]]
+
+
+def test_c19_gateway_api_routes_fan_out_the_same_way(results):
+    a = results["gateway", "route-a-reaches-shop-a"]["facts"]
+    b = results["gateway", "route-b-reaches-shop-b"]["facts"]
+    assert a["backends"] and all(name.startswith("shop-a-") for name in a["backends"])
+    assert b["backends"] and all(name.startswith("shop-b-") for name in b["backends"])
