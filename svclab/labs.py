@@ -35,6 +35,7 @@ _REQUIRED = {
     "dns": ("service",),
     "health-check": ("service",),
     "addresses": (),
+    "policy-flip": ("service",),
     "rejects": ("manifest",),
     "pending": ("service",),
     "failover": ("service",),
@@ -240,7 +241,7 @@ def _observe_and_check(ctx: ProbeContext, probe: Probe, expect: dict[str, Any]) 
 def settles(expect: Mapping[str, Any]) -> bool:
     """Whether a probe observes a state the cluster converges to (and may be asked again until it
     does) rather than the absence of something, which one look after convergence must show."""
-    return expect.get("answers") is not False and not {"pending", "message", "recovers_within"} & set(expect)
+    return expect.get("answers") is not False and not {"pending", "message", "recovers_within", "flips_source"} & set(expect)
 
 
 def run_probe(ctx: ProbeContext, probe: Probe) -> Result:

@@ -6,6 +6,8 @@ Probe kinds (the vocabulary lab definitions use):
     http      send HTTP requests from a client to a Service: through its ClusterIP, its DNS name,
               every node's NodePort, or its load-balancer address
     addresses list the lab's LoadBalancer Services and Ingresses with the addresses they hold
+    policy-flip  switch a live Service's externalTrafficPolicy, show the source address the
+              backend sees before and after, and switch it back
     rejects   ask the API server (dry run) to accept a manifest, expecting a refusal
     dns       resolve a Service's cluster DNS name inside a pod
     health-check  ask every node's kube-proxy for a Service's healthCheckNodePort answer
@@ -38,7 +40,8 @@ from .kube import api_error_message, load_manifests
 
 __all__ = ["Observation", "Topology", "PROBE_KINDS", "check_expectation", "describe_expectation", "observe"]
 
-PROBE_KINDS = ("service", "http", "dns", "health-check", "addresses", "rejects", "pending", "failover")
+PROBE_KINDS = ("service", "http", "dns", "health-check", "addresses", "policy-flip", "rejects", "pending",
+               "failover")
 HTTP_VIA = ("cluster-ip", "dns", "node-port", "load-balancer")
 HTTP_FROM = ("pod", "outside")
 NODE_SETS = ("all", "backend", "no-backend")
@@ -111,6 +114,8 @@ def describe_expectation(expect: Mapping[str, Any]) -> str:
             parts.append(f"served by {value}*")
         elif key == "one_address_each":
             parts.append("one external address per LoadBalancer Service" if value else "no external addresses")
+        elif key == "flips_source":
+            parts.append("the source the backend sees changes with the policy")
         elif key == "recovers_within":
             parts.append(f"answers again within {value}s, from another node")
         elif key == "healthy_where_backends":
@@ -174,6 +179,12 @@ def check_expectation(expect: Mapping[str, Any], facts: Mapping[str, Any]) -> li
                 problems.append(f"{services} LoadBalancer Services hold {distinct} distinct addresses")
             if not want and distinct:
                 problems.append(f"{distinct} addresses were assigned")
+        elif key == "flips_source":
+            before, after = facts.get("before_source"), facts.get("after_source")
+            if not before or not after:
+                problems.append("no source address observed")
+            elif (before != after) != want:
+                problems.append(f"source stayed {before}" if want else f"source changed to {after}")
         elif key == "recovers_within":
             took = facts.get("failover_seconds")
             if took is None:
@@ -451,6 +462,43 @@ def observe_addresses(ctx, spec: Mapping[str, Any]) -> Observation:
                         "ingress_addresses": ingress_addresses})
 
 
+def observe_policy_flip(ctx, spec: Mapping[str, Any]) -> Observation:
+    name = spec["service"]
+    target = {"service": name, "via": "node-port", "nodes": "backend"}
+
+    def source_kind() -> tuple[str | None, str]:
+        label, host, port = http_targets(ctx, target)[0]
+        got = dial(ctx, "outside", host, port, "clientip", 1).get("responses", [])
+        if not got:
+            return None, f"{label}: no answer"
+        ip = got[0].rsplit(":", 1)[0]
+        kind = "client" if ip == ctx.topology.client_ip else ("node" if ctx.topology.node_owning(ip) else "other")
+        return kind, f"{label}: backend saw {ip} ({kind})"
+
+    policy = _service(ctx, name)["spec"]["externalTrafficPolicy"]
+    flipped = "Local" if policy == "Cluster" else "Cluster"
+    before, seen_before = source_kind()
+    evidence = [f"externalTrafficPolicy={policy}: {seen_before}"]
+    patch = lambda value: ctx.kube.core.patch_namespaced_service(  # noqa: E731
+        name, ctx.namespace, {"spec": {"externalTrafficPolicy": value}})
+    patch(flipped)
+    after = None
+    try:
+        deadline = time.monotonic() + ctx.settings.wait_timeout / 8  # kube-proxy reprograms the node
+        while True:
+            after, seen_after = source_kind()
+            if (after and after != before) or time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
+        evidence.append(f"externalTrafficPolicy={flipped}: {seen_after}")
+    finally:
+        patch(policy)
+        evidence.append(f"externalTrafficPolicy set back to {policy}")
+    return Observation(f"{policy}: {before or 'no answer'} → {flipped}: {after or 'no answer'}", evidence,
+                       {"before_policy": policy, "before_source": before, "after_policy": flipped,
+                        "after_source": after})
+
+
 def observe_rejects(ctx, spec: Mapping[str, Any]) -> Observation:
     """Really creates the objects: a dry run skips the port allocator, which is where nodePort
     range and uniqueness are enforced. Anything the API server accepts is deleted at once."""
@@ -589,6 +637,7 @@ OBSERVERS: dict[str, Callable[[Any, Mapping[str, Any]], Observation]] = {
     "http": observe_http,
     "dns": observe_dns,
     "addresses": observe_addresses,
+    "policy-flip": observe_policy_flip,
     "health-check": observe_health_check,
     "rejects": observe_rejects,
     "pending": observe_pending,

@@ -26,7 +26,7 @@ def status(cluster):
 
 
 def test_every_probe_as_expected_and_counted(results):
-    assert len(results) >= 36
+    assert len(results) >= 37
     assert all(r["passed"] for r in results.values())
 
 
@@ -158,3 +158,9 @@ def test_c19_gateway_api_routes_fan_out_the_same_way(results):
     b = results["gateway", "route-b-reaches-shop-b"]["facts"]
     assert a["backends"] and all(name.startswith("shop-a-") for name in a["backends"])
     assert b["backends"] and all(name.startswith("shop-b-") for name in b["backends"])
+
+
+def test_flipping_the_live_policy_changes_what_the_backend_sees(results):
+    facts = results["traffic-policy", "flip-the-live-policy"]["facts"]
+    assert (facts["before_policy"], facts["before_source"]) == ("Cluster", "node")
+    assert (facts["after_policy"], facts["after_source"]) == ("Local", "client")

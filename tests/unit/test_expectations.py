@@ -79,3 +79,11 @@ def test_node_owns_its_address_and_pod_gateway():
     assert node.owns("10.244.1.1")
     assert not node.owns("10.244.1.7")
     assert not NodeInfo("w2", "172.18.0.4", None, False).owns("10.244.1.1")
+
+
+def test_policy_flip():
+    assert check_expectation({"flips_source": True}, {"before_source": "node", "after_source": "client"}) == []
+    assert check_expectation({"flips_source": True}, {"before_source": "node", "after_source": "node"}) == [
+        "source stayed node"]
+    assert check_expectation({"flips_source": True}, {"before_source": "node", "after_source": None}) == [
+        "no source address observed"]
