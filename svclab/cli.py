@@ -32,7 +32,8 @@ COMMON_HELP = {
 }
 LAB_HELP = {**COMMON_HELP, "json": "also write results as JSON to this file ('-': standard output)",
             "junit": "also write results as JUnit XML to this file",
-            "markdown": "also write a Markdown summary to this file (appended to $GITHUB_STEP_SUMMARY when set)"}
+            "markdown": "also write a Markdown summary to this file (appended to $GITHUB_STEP_SUMMARY when set)",
+            "diagnostics": "folder for the diagnostics bundle written when a probe differs (default: here)"}
 
 
 def _settings(name=None, provider=None, workers=None, node_image=None, verbose=None, quiet=None):
@@ -102,7 +103,7 @@ for fn, help_ in ((up, COMMON_HELP), (down, COMMON_HELP), (status, {"json": "pri
 # ---------------------------------------------------------------- lab.*
 
 def run_labs(lab_ids, *, name=None, provider=None, workers=None, node_image=None, json=None, junit=None,
-             markdown=None, verbose=False, quiet=False) -> None:
+             markdown=None, diagnostics=None, verbose=False, quiet=False) -> None:
     settings = _settings(name, provider, workers, node_image, verbose, quiet)
     selected = [labs.load_lab(lab_id) for lab_id in lab_ids]
     ui = UI(quiet=settings.quiet, verbose=settings.verbose)
@@ -129,15 +130,20 @@ def run_labs(lab_ids, *, name=None, provider=None, workers=None, node_image=None
                 f.write(text)
     code = report.exit_code(results)
     if code:
+        from .diagnostics import collect_or_none
+
+        folder = collect_or_none(env, Path(diagnostics) if diagnostics else Path.cwd())
+        if folder:
+            ui.warn(f"diagnostics written to {folder}")
         raise Exit(code=code)
 
 
 def lab_task(lab_id: str) -> Task:
     @guarded
     def task(c, name=None, provider=None, workers=None, node_image=None, json=None, junit=None, markdown=None,
-             verbose=False, quiet=False):
-        run_labs([lab_id], name=name, provider=provider, workers=workers, node_image=node_image,
-                 json=json, junit=junit, markdown=markdown, verbose=verbose, quiet=quiet)
+             diagnostics=None, verbose=False, quiet=False):
+        run_labs([lab_id], name=name, provider=provider, workers=workers, node_image=node_image, json=json,
+                 junit=junit, markdown=markdown, diagnostics=diagnostics, verbose=verbose, quiet=quiet)
 
     title = labs.load_lab(lab_id).title
     task.__doc__ = f"{title} (brings the cluster up if needed)."
@@ -146,10 +152,10 @@ def lab_task(lab_id: str) -> Task:
 
 @guarded
 def all_labs(c, name=None, provider=None, workers=None, node_image=None, json=None, junit=None, markdown=None,
-             verbose=False, quiet=False):
+             diagnostics=None, verbose=False, quiet=False):
     """Run every lab on one cluster."""
     run_labs(labs.available_labs(), name=name, provider=provider, workers=workers, node_image=node_image,
-             json=json, junit=junit, markdown=markdown, verbose=verbose, quiet=quiet)
+             json=json, junit=junit, markdown=markdown, diagnostics=diagnostics, verbose=verbose, quiet=quiet)
 
 
 @guarded
@@ -207,6 +213,36 @@ def bench(c, name=None, provider=None, workers=None, node_image=None, json=None,
     make_console(sys.stdout).print(table)
     if json:
         Path(json).write_text(jsonlib.dumps(figures, indent=2) + "\n")
+
+
+# ---------------------------------------------------------------- images.*
+
+@guarded
+def images_save(c, output="svclab-bundle.tar", node_image=None):
+    """Write one archive with every image and pinned file the labs need (offline classrooms)."""
+    from .bundle import save_bundle
+
+    settings = _settings(node_image=node_image)
+    manifest = save_bundle(settings, Path(output))
+    print(f"wrote {output}: {len(manifest['images'])} images, {len(manifest['files'])} pinned files")
+
+
+@guarded
+def images_load(c, archive="svclab-bundle.tar"):
+    """Load a bundle: images into Docker, pinned files into the mirror folder."""
+    from .bundle import load_bundle
+
+    settings = _settings()
+    mirror_dir = settings.mirror or settings.cache_dir / "mirror"
+    manifest = load_bundle(settings, Path(archive), mirror_dir)
+    print(f"loaded {len(manifest['images'])} images; pinned files in {mirror_dir}")
+    print(f"now: export SVCLAB_MIRROR={mirror_dir}")
+
+
+images_ns = Collection("images")
+images_ns.add_task(Task(images_save, name="save", help={"output": "archive to write",
+                                                         "node_image": COMMON_HELP["node_image"]}))
+images_ns.add_task(Task(images_load, name="load", help={"archive": "archive written by images.save"}))
 
 
 # ---------------------------------------------------------------- report.*
@@ -285,6 +321,7 @@ namespace.add_task(Task(doctor))
 namespace.add_task(Task(bench, help={**COMMON_HELP, "json": "also write the figures as JSON to this file"}))
 namespace.add_collection(cluster)
 namespace.add_collection(lab)
+namespace.add_collection(images_ns)
 namespace.add_collection(report_ns)
 namespace.add_collection(testbed)
 

@@ -127,6 +127,9 @@ class Kind:
         s = self.settings
         self._run("delete", "cluster", "--name", s.cluster_name, "--kubeconfig", str(s.kubeconfig), timeout=300)
 
+    def export_logs(self, dest: Path) -> None:
+        self._run("export", "logs", str(dest), "--name", self.settings.cluster_name, timeout=300)
+
     def load_images(self, images: list[str]) -> None:
         if images:
             self._run("load", "docker-image", "--name", self.settings.cluster_name, *images, timeout=900)

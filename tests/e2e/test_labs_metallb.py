@@ -164,3 +164,22 @@ def test_flipping_the_live_policy_changes_what_the_backend_sees(results):
     facts = results["traffic-policy", "flip-the-live-policy"]["facts"]
     assert (facts["before_policy"], facts["before_source"]) == ("Cluster", "node")
     assert (facts["after_policy"], facts["after_source"]) == ("Local", "client")
+
+
+def test_diagnostics_bundle_from_the_live_cluster(cluster, results, tmp_path):
+    from svclab import lifecycle
+    from svclab.config import load_settings
+    from svclab.diagnostics import collect
+    from svclab.ui import UI
+
+    env = lifecycle.connect(load_settings({"cluster_name": cluster}), UI(quiet=True))
+    folder = collect(env, tmp_path)
+    assert not (folder / "errors.txt").exists(), (folder / "errors.txt").read_text()
+    events = json.loads((folder / "svclab-loadbalancer" / "events.json").read_text())
+    assert events["items"]
+    assert (folder / "svclab-loadbalancer" / "endpointslices.json").exists()
+    assert any(p.name.startswith("speaker") for p in (folder / "metallb-system" / "logs").iterdir())
+    pools = json.loads((folder / "metallb-system" / "ipaddresspools.json").read_text())
+    assert pools["items"][0]["spec"]["addresses"] == [json.loads(
+        svclab("cluster.status", "--name", cluster, "--json").stdout)["pool"]]
+    assert (folder / "kind-logs").is_dir() and any((folder / "kind-logs").iterdir())
