@@ -486,7 +486,7 @@ def main(argv: list[str]) -> int:
         elif command == "clean":
             builder.clean(all_caches="--all" in argv)
         else:
-            print(f"usage: builder.py build|status|clean [--all]", file=sys.stderr)
+            print("usage: builder.py build|status|clean [--all]", file=sys.stderr)
             return 2
     except BuildError as e:
         print(f"test bed: {e}", file=sys.stderr)

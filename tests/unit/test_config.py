@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import pytest
 
 from svclab.config import Settings, load_settings, pins
