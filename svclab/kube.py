@@ -18,7 +18,8 @@ from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 
 from .errors import SvclabError
 
-__all__ = ["Kube", "MANAGED_BY", "FIELD_MANAGER", "api_error_message", "load_manifests", "wait_until", "WaitTimeout"]
+__all__ = ["Kube", "MANAGED_BY", "FIELD_MANAGER", "api_error_message", "load_manifests", "poll", "wait_until",
+           "WaitTimeout"]
 
 FIELD_MANAGER = "svclab"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "svclab"}
@@ -31,6 +32,21 @@ T = TypeVar("T")
 
 class WaitTimeout(SvclabError):
     pass
+
+
+def poll(observe: Callable[[], T], done: Callable[[T], bool], *, timeout: float,
+         interval: float = 0.5) -> tuple[T, int]:
+    """Calls OBSERVE until DONE(its result) or TIMEOUT seconds have passed; returns the last
+    result and the number of calls. Unlike wait_until, running out of time is not an error: the
+    caller reports what it saw last."""
+    deadline = time.monotonic() + timeout
+    calls = 0
+    while True:
+        calls += 1
+        result = observe()
+        if done(result) or time.monotonic() >= deadline:
+            return result, calls
+        time.sleep(interval)
 
 
 def wait_until(what: str, check: Callable[[], T | None], *, timeout: float, interval: float = 0.5,

@@ -20,7 +20,7 @@ import yaml
 from . import probes
 from .errors import SvclabError, UsageError
 from .config import pins
-from .kube import load_manifests
+from .kube import load_manifests, poll
 from .mirror import fetch
 from .lifecycle import SYSTEM_NAMESPACE, Environment, agnhost_image
 
@@ -249,14 +249,8 @@ def run_probe(ctx: ProbeContext, probe: Probe) -> Result:
     started = time.monotonic()
     # A Service created moments ago is programmed on each node by kube-proxy (and announced by
     # the load balancer) within a few seconds: observe again until it holds or the settle time ends.
-    deadline = started + (ctx.settings.wait_timeout / 8 if settles(expect) else 0)
-    rounds = 0
-    while True:
-        rounds += 1
-        seen, problems = _observe_and_check(ctx, probe, expect)
-        if not problems or time.monotonic() >= deadline:
-            break
-        time.sleep(0.5)
+    (seen, problems), rounds = poll(lambda: _observe_and_check(ctx, probe, expect), lambda r: not r[1],
+                                    timeout=ctx.settings.wait_timeout / 8 if settles(expect) else 0)
     if rounds > 1:
         seen.evidence.append(f"held after {rounds} observations ({time.monotonic() - started:.1f}s)"
                              if not problems else f"still differed after {rounds} observations")

@@ -36,7 +36,7 @@ from kubernetes import watch
 from kubernetes.client.rest import ApiException
 
 from .errors import SvclabError, UsageError
-from .kube import api_error_message, load_manifests
+from .kube import api_error_message, load_manifests, poll
 
 __all__ = ["Observation", "Topology", "PROBE_KINDS", "check_expectation", "describe_expectation", "observe"]
 
@@ -255,12 +255,8 @@ def _external_ip(svc: dict[str, Any]) -> str | None:
 
 
 def wait_external_ip(ctx, name: str, timeout: float) -> str | None:
-    deadline = time.monotonic() + timeout
-    while True:
-        ip = _external_ip(_service(ctx, name))
-        if ip or time.monotonic() >= deadline:
-            return ip
-        time.sleep(0.5)
+    ip, _ = poll(lambda: _external_ip(_service(ctx, name)), bool, timeout=timeout)
+    return ip
 
 
 def http_targets(ctx, spec: Mapping[str, Any]) -> list[tuple[str, str, int]]:
@@ -484,12 +480,9 @@ def observe_policy_flip(ctx, spec: Mapping[str, Any]) -> Observation:
     patch(flipped)
     after = None
     try:
-        deadline = time.monotonic() + ctx.settings.wait_timeout / 8  # kube-proxy reprograms the node
-        while True:
-            after, seen_after = source_kind()
-            if (after and after != before) or time.monotonic() >= deadline:
-                break
-            time.sleep(0.5)
+        # kube-proxy reprograms the node within moments: look again until the source changes.
+        (after, seen_after), _ = poll(source_kind, lambda seen: bool(seen[0] and seen[0] != before),
+                                      timeout=ctx.settings.wait_timeout / 8)
         evidence.append(f"externalTrafficPolicy={flipped}: {seen_after}")
     finally:
         patch(policy)
