@@ -180,17 +180,22 @@ class ProbeContext:
         return self.env.client_port
 
     def render(self, manifest: str) -> str:
-        for base in (self.lab.directory, MANIFESTS_DIR):
-            path = base / manifest
-            if path.exists():
-                break
-        else:
-            raise UsageError(f"lab {self.lab.id}: manifest {manifest} not found in labs/{self.lab.id}/ or manifests/")
-        try:
-            return string.Template(path.read_text()).substitute(
-                AGNHOST_IMAGE=agnhost_image(), TRAEFIK_IMAGE=pins()["traefik"]["image"], NAMESPACE=self.namespace)
-        except (KeyError, ValueError) as e:
-            raise UsageError(f"{path}: unknown placeholder {e}", hint="use ${AGNHOST_IMAGE}, ${TRAEFIK_IMAGE} or ${NAMESPACE}") from None
+        return render_manifest(self.lab, manifest)
+
+
+def render_manifest(lab: Lab, manifest: str) -> str:
+    """The text of one of LAB's manifests (its own folder first, then manifests/), placeholders filled."""
+    for base in (lab.directory, MANIFESTS_DIR):
+        path = base / manifest
+        if path.exists():
+            break
+    else:
+        raise UsageError(f"lab {lab.id}: manifest {manifest} not found in labs/{lab.id}/ or manifests/")
+    try:
+        return string.Template(path.read_text()).substitute(
+            AGNHOST_IMAGE=agnhost_image(), TRAEFIK_IMAGE=pins()["traefik"]["image"], NAMESPACE=lab.namespace)
+    except (KeyError, ValueError) as e:
+        raise UsageError(f"{path}: unknown placeholder {e}", hint="use ${AGNHOST_IMAGE}, ${TRAEFIK_IMAGE} or ${NAMESPACE}") from None
 
 
 def _topology(env: Environment, namespace: str) -> tuple[probes.Topology, str]:
@@ -219,8 +224,7 @@ def prepare(env: Environment, lab: Lab) -> None:
             data = fetch(item["url"], item["sha256"], cache_dir=env.settings.cache_dir, mirror=env.settings.mirror)
             kube.apply(load_manifests(data.decode()))
     kube.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": lab.namespace}}])
-    ctx = ProbeContext(env, lab, None, "")  # type: ignore[arg-type]
-    objects = [obj for m in lab.manifests for obj in load_manifests(ctx.render(m))]
+    objects = [obj for m in lab.manifests for obj in load_manifests(render_manifest(lab, m))]
     kube.apply(objects, namespace=lab.namespace)
     for name in lab.deployments:
         kube.wait_deployment(lab.namespace, name, timeout=env.settings.wait_timeout)

@@ -84,6 +84,10 @@ class Topology:
     def node_owning(self, ip: str) -> str | None:
         return next((n.name for n in self.nodes if n.owns(ip)), None)
 
+    def source_kind(self, ip: str, client_ip: str) -> str:
+        """What a source address a backend reports is: the client's own, a node's, or other."""
+        return "client" if ip == client_ip else ("node" if self.node_owning(ip) else "other")
+
 
 # ------------------------------------------------------------------ expectations (pure)
 
@@ -353,7 +357,7 @@ def observe_http(ctx, spec: Mapping[str, Any]) -> Observation:
         for body in got:
             if request == "clientip":
                 ip = body.rsplit(":", 1)[0]
-                kind = "client" if ip == client_ip else ("node" if topo.node_owning(ip) else "other")
+                kind = topo.source_kind(ip, client_ip)
                 source_kinds.append(kind)
                 seen.append(f"{ip} ({kind if kind != 'node' else 'node ' + topo.node_owning(ip)})")
             else:
@@ -468,7 +472,7 @@ def observe_policy_flip(ctx, spec: Mapping[str, Any]) -> Observation:
         if not got:
             return None, f"{label}: no answer"
         ip = got[0].rsplit(":", 1)[0]
-        kind = "client" if ip == ctx.topology.client_ip else ("node" if ctx.topology.node_owning(ip) else "other")
+        kind = ctx.topology.source_kind(ip, ctx.topology.client_ip)
         return kind, f"{label}: backend saw {ip} ({kind})"
 
     policy = _service(ctx, name)["spec"]["externalTrafficPolicy"]

@@ -314,7 +314,8 @@ ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]"""
         self.docker_build(tag, recipe, dockerfile, files)
         return tag, recipe
 
-    def node_image(self, system_tags: list[str]) -> str:
+    def node_image(self, system_tags: list[str]) -> tuple[str, str]:
+        """Returns (node image tag, base image tag)."""
         tag = self.pins["kind"]["node_image"]
         base, base_recipe = self.node_base()
         want = self.kubeadm_images()
@@ -327,7 +328,7 @@ ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]"""
                         *(file_digest(k / c) for c in KUBE_NODE_COMMANDS))
         if self.image_current(tag, recipe):
             self.log(f"{tag}: cached")
-            return tag
+            return tag, base
         start = time.monotonic()
         name = f"svclab-testbed-node-{os.getpid()}"
         self.run(["docker", "run", "-d", "--name", name, "--entrypoint", "sleep", base, "infinity"], capture=True)
@@ -365,7 +366,7 @@ ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]"""
         finally:
             subprocess.run(["docker", "rm", "-f", name], capture_output=True)
         self.log(f"{tag}: built in {time.monotonic() - start:.0f}s")
-        return tag
+        return tag, base
 
     def app_images(self, netbase: str, netbase_recipe: str) -> list[str]:
         """Images the labs run, tagged with the exact names svclab's manifests and pins use."""
@@ -444,9 +445,8 @@ ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]"""
                  "metallb", "kube_vip", "traefik"])
         netbase, netbase_recipe = self.imported("netbase", NETBASE_PACKAGES)
         system = self.system_images(netbase, netbase_recipe)
-        node = self.node_image(system)
+        node, base = self.node_image(system)
         apps = self.app_images(netbase, netbase_recipe)
-        base, _ = self.node_base()
         rootfs = [self.imported(name, pkgs)[0] for name, pkgs in (("node-rootfs", NODE_PACKAGES),
                                                                    ("netbase", NETBASE_PACKAGES))]
         self.prune({node, base, *system, *apps, *rootfs})

@@ -140,11 +140,14 @@ def test_c14_c21_failover_moves_the_address(results):
     assert 0 < facts["failover_seconds"] < 90
 
 
-def test_c19_one_address_fans_out_by_host(results):
-    a = results["ingress", "host-a-reaches-shop-a"]["facts"]
-    b = results["ingress", "host-b-reaches-shop-b"]["facts"]
-    assert a["backends"] and all(name.startswith("shop-a-") for name in a["backends"])
-    assert b["backends"] and all(name.startswith("shop-b-") for name in b["backends"])
+@pytest.mark.parametrize("lab, probe_a, probe_b", [
+    ("ingress", "host-a-reaches-shop-a", "host-b-reaches-shop-b"),
+    ("gateway", "route-a-reaches-shop-a", "route-b-reaches-shop-b"),
+])
+def test_c19_one_address_fans_out_by_host(results, lab, probe_a, probe_b):
+    for probe, shop in ((probe_a, "shop-a-"), (probe_b, "shop-b-")):
+        backends = results[lab, probe]["facts"]["backends"]
+        assert backends and all(name.startswith(shop) for name in backends)
 
 
 def test_c20_each_loadbalancer_service_takes_an_address(results):
@@ -152,12 +155,6 @@ def test_c20_each_loadbalancer_service_takes_an_address(results):
     assert facts["lb_services"] == 3 and len(set(facts["addresses"])) == 3
     assert facts["ingress_addresses"] == [facts["by_service"]["traefik"]]
 
-
-def test_c19_gateway_api_routes_fan_out_the_same_way(results):
-    a = results["gateway", "route-a-reaches-shop-a"]["facts"]
-    b = results["gateway", "route-b-reaches-shop-b"]["facts"]
-    assert a["backends"] and all(name.startswith("shop-a-") for name in a["backends"])
-    assert b["backends"] and all(name.startswith("shop-b-") for name in b["backends"])
 
 
 def test_flipping_the_live_policy_changes_what_the_backend_sees(results):
