@@ -33,11 +33,13 @@ COMMON_HELP = {
 LAB_HELP = {**COMMON_HELP, "json": "also write results as JSON to this file ('-': standard output)",
             "junit": "also write results as JUnit XML to this file",
             "markdown": "also write a Markdown summary to this file (appended to $GITHUB_STEP_SUMMARY when set)",
-            "diagnostics": "folder for the diagnostics bundle written when a probe differs (default: here)"}
+            "diagnostics": "folder for the diagnostics bundle written when a probe differs (default: here)",
+            "step": "one probe at a time: predict, observe, explain (waits for Enter on a terminal)",
+            "pause": "with --step, wait for Enter before each probe when stdin is a terminal (--no-pause: never)"}
 
 
-def _settings(name=None, provider=None, workers=None, node_image=None, verbose=None, quiet=None):
-    return load_settings({"cluster_name": name, "provider": provider, "workers": workers,
+def _settings(name=None, provider=None, workers=None, node_image=None, verbose=None, quiet=None, ingress=None):
+    return load_settings({"cluster_name": name, "provider": provider, "workers": workers, "ingress": ingress,
                           "node_image": node_image, "verbose": verbose or None, "quiet": quiet or None})
 
 
@@ -69,9 +71,9 @@ def guarded(fn):
 # ---------------------------------------------------------------- cluster.*
 
 @guarded
-def up(c, name=None, provider=None, workers=None, node_image=None, verbose=False, quiet=False):
-    """Create (or reuse) a kind cluster with a load balancer and the probe clients."""
-    settings = _settings(name, provider, workers, node_image, verbose, quiet)
+def up(c, name=None, provider=None, workers=None, node_image=None, ingress=None, verbose=False, quiet=False):
+    """Create (or reuse) a kind cluster with a load balancer, an Ingress controller and the probe clients."""
+    settings = _settings(name, provider, workers, node_image, verbose, quiet, ingress)
     lifecycle.up(settings, UI(quiet=settings.quiet, verbose=settings.verbose))
 
 
@@ -96,20 +98,27 @@ def status(c, name=None, json=False):
 
 
 cluster = Collection("cluster")
-for fn, help_ in ((up, COMMON_HELP), (down, COMMON_HELP), (status, {"json": "print JSON"})):
+UP_HELP = {**COMMON_HELP, "ingress": "Ingress controller to install: traefik (default) or none"}
+for fn, help_ in ((up, UP_HELP), (down, COMMON_HELP), (status, {"json": "print JSON"})):
     cluster.add_task(Task(fn, help={k: v for k, v in help_.items() if k in fn.__code__.co_varnames}))
 
 
 # ---------------------------------------------------------------- lab.*
 
 def run_labs(lab_ids, *, name=None, provider=None, workers=None, node_image=None, json=None, junit=None,
-             markdown=None, diagnostics=None, verbose=False, quiet=False) -> None:
+             markdown=None, diagnostics=None, verbose=False, quiet=False, step=False, pause=True) -> None:
     settings = _settings(name, provider, workers, node_image, verbose, quiet)
     selected = [labs.load_lab(lab_id) for lab_id in lab_ids]
     ui = UI(quiet=settings.quiet, verbose=settings.verbose)
     env = lifecycle.up(settings, ui)
-    results = [r for lab in selected for r in labs.run_lab(env, lab)]
     out = make_console(sys.stdout)
+    if step:
+        from .instructor import step_lab
+
+        results = [r for lab in selected for r in step_lab(env, lab, out, pause=pause and sys.stdin.isatty())]
+    else:
+        results = [r for lab in selected for r in labs.run_lab(env, lab)]
+    ui.stop()
     report.render_table(results, out, title=f"svclab · provider {env.provider.describe()}")
     if json:
         text = report.to_json(results, context={"cluster": settings.cluster_name, "provider": env.provider.name,
@@ -141,9 +150,10 @@ def run_labs(lab_ids, *, name=None, provider=None, workers=None, node_image=None
 def lab_task(lab_id: str) -> Task:
     @guarded
     def task(c, name=None, provider=None, workers=None, node_image=None, json=None, junit=None, markdown=None,
-             diagnostics=None, verbose=False, quiet=False):
+             diagnostics=None, verbose=False, quiet=False, step=False, pause=True):
         run_labs([lab_id], name=name, provider=provider, workers=workers, node_image=node_image, json=json,
-                 junit=junit, markdown=markdown, diagnostics=diagnostics, verbose=verbose, quiet=quiet)
+                 junit=junit, markdown=markdown, diagnostics=diagnostics, verbose=verbose, quiet=quiet,
+                 step=step, pause=pause)
 
     title = labs.load_lab(lab_id).title
     task.__doc__ = f"{title} (brings the cluster up if needed)."
@@ -152,10 +162,11 @@ def lab_task(lab_id: str) -> Task:
 
 @guarded
 def all_labs(c, name=None, provider=None, workers=None, node_image=None, json=None, junit=None, markdown=None,
-             diagnostics=None, verbose=False, quiet=False):
+             diagnostics=None, verbose=False, quiet=False, step=False, pause=True):
     """Run every lab on one cluster."""
     run_labs(labs.available_labs(), name=name, provider=provider, workers=workers, node_image=node_image,
-             json=json, junit=junit, markdown=markdown, diagnostics=diagnostics, verbose=verbose, quiet=quiet)
+             json=json, junit=junit, markdown=markdown, diagnostics=diagnostics, verbose=verbose, quiet=quiet,
+             step=step, pause=pause)
 
 
 @guarded
@@ -166,11 +177,28 @@ def list_labs(c):
         print(f"{lab_id:14} {' '.join(lab.claims):28} {lab.title}")
 
 
+@guarded
+def lab_rules(c, service=None, name=None, node=None):
+    """Show kube-proxy's rules for one Service on each node: svclab lab.rules --service NS/NAME"""
+    from .rules import collect, render
+
+    settings = _settings(name)
+    summary, found = collect(settings, service, node)
+    if found and found[0].mode == "ipvs":
+        UI().warn("kube-proxy runs in ipvs mode: the Service's forwarding lives in IPVS, not in these tables")
+    print(summary)
+    print()
+    print(render(found), end="")
+
+
 lab = Collection("lab")
 for lab_id in labs.available_labs():
     lab.add_task(lab_task(lab_id))
 lab.add_task(Task(all_labs, name="all", help=LAB_HELP))
 lab.add_task(Task(list_labs, name="list"))
+lab.add_task(Task(lab_rules, name="rules", help={"service": "the Service, as NAMESPACE/NAME",
+                                                 "name": COMMON_HELP["name"],
+                                                 "node": "only this node (default: every node)"}))
 
 
 # ---------------------------------------------------------------- doctor

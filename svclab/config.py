@@ -16,11 +16,13 @@ import yaml
 
 from .errors import UsageError
 
-__all__ = ["Settings", "load_settings", "pins", "PROVIDERS", "DEFAULT_PROVIDER", "KUBE_PROXY_MODES"]
+__all__ = ["Settings", "load_settings", "pins", "PROVIDERS", "DEFAULT_PROVIDER", "KUBE_PROXY_MODES",
+           "INGRESS_CONTROLLERS"]
 
 PROVIDERS = ("metallb", "kube-vip", "none")
 DEFAULT_PROVIDER = "metallb"
 KUBE_PROXY_MODES = ("iptables", "nftables", "ipvs")
+INGRESS_CONTROLLERS = ("traefik", "none")
 CONFIG_FILE = "svclab.yaml"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -50,6 +52,7 @@ class Settings:
     node_image: str = ""                 # empty: the kind release's own default image
     kube_proxy_mode: str = "iptables"
     provider: str = ""                   # empty: the existing cluster's, else DEFAULT_PROVIDER
+    ingress: str = "traefik"             # the Ingress controller `up` installs: traefik or none
     network: str = "svclab"              # the docker network svclab's clusters live on
     pool_size: int = 16                  # load-balancer addresses carved per cluster
     state_dir: Path = dataclasses.field(default_factory=_state_home)
@@ -69,6 +72,9 @@ class Settings:
             raise UsageError(f"workers must be between 0 and 5, got {self.workers}", hint="e.g. --workers 2")
         if self.provider and self.provider not in PROVIDERS:
             raise UsageError(f"unknown provider {self.provider!r}", hint=f"choose one of {', '.join(PROVIDERS)}")
+        if self.ingress not in INGRESS_CONTROLLERS:
+            raise UsageError(f"unknown ingress controller {self.ingress!r}",
+                             hint=f"choose one of {', '.join(INGRESS_CONTROLLERS)}")
         if self.kube_proxy_mode not in KUBE_PROXY_MODES:
             raise UsageError(f"unknown kube-proxy mode {self.kube_proxy_mode!r}",
                              hint=f"choose one of {', '.join(KUBE_PROXY_MODES)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -19,7 +20,7 @@ from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 from .errors import SvclabError
 
 __all__ = ["Kube", "MANAGED_BY", "FIELD_MANAGER", "api_error_message", "load_manifests", "poll", "wait_until",
-           "WaitTimeout"]
+           "WaitTimeout", "WaitCancelled", "cancel_waits"]
 
 FIELD_MANAGER = "svclab"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "svclab"}
@@ -34,6 +35,28 @@ class WaitTimeout(SvclabError):
     pass
 
 
+class WaitCancelled(Exception):
+    """Raised inside a wait once cancel_waits() was called (the user pressed Ctrl-C while waits
+    ran in worker threads, which Python cannot interrupt otherwise)."""
+
+
+_cancelled = threading.Event()
+
+
+def cancel_waits(cancelled: bool = True) -> None:
+    """Makes every running and future wait raise WaitCancelled at its next round (or, with
+    False, lets waits run again)."""
+    if cancelled:
+        _cancelled.set()
+    else:
+        _cancelled.clear()
+
+
+def _pause(seconds: float) -> None:
+    if _cancelled.wait(seconds):
+        raise WaitCancelled()
+
+
 def poll(observe: Callable[[], T], done: Callable[[T], bool], *, timeout: float,
          interval: float = 0.5) -> tuple[T, int]:
     """Calls OBSERVE until DONE(its result) or TIMEOUT seconds have passed; returns the last
@@ -46,7 +69,7 @@ def poll(observe: Callable[[], T], done: Callable[[T], bool], *, timeout: float,
         result = observe()
         if done(result) or time.monotonic() >= deadline:
             return result, calls
-        time.sleep(interval)
+        _pause(interval)
 
 
 def wait_until(what: str, check: Callable[[], T | None], *, timeout: float, interval: float = 0.5,
@@ -69,7 +92,7 @@ def wait_until(what: str, check: Callable[[], T | None], *, timeout: float, inte
         if time.monotonic() >= deadline:
             detail = f" (last error: {_short(last_error)})" if last_error else ""
             raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
-        time.sleep(interval)
+        _pause(interval)
 
 
 def _short(e: Exception) -> str:

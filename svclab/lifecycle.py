@@ -7,18 +7,20 @@ kubeconfig or state file behind. Reusing an existing cluster of the same shape u
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 from docker.errors import DockerException, ImageNotFound
 
-from . import network
+from . import ingress, network
 from .cluster import ClusterRecord, Kind, check_shape, find_tool, shape_of, write_kind_config
 from .config import DEFAULT_PROVIDER, Settings, pins
 from .errors import PrerequisiteError, SvclabError, UsageError
-from .kube import Kube, load_manifests
+from .kube import Kube, WaitCancelled, cancel_waits, load_manifests
 from .network import Pool
 from .providers import Provider, get_provider
 from .ui import UI
@@ -66,19 +68,47 @@ def _carve(dc, settings: Settings) -> Pool:
     return pool
 
 
+def _images_in_node(dc, node: str) -> set[str]:
+    """IDs of the images the node's containerd holds (for a kind node: `crictl images`)."""
+    code, out = dc.containers.get(node).exec_run(["crictl", "images", "-o", "json"], demux=False)
+    if code != 0:
+        return set()
+    return {image["id"] for image in json.loads(out).get("images", [])}
+
+
 def _preload(dc, kind: Kind, images: list[str], ui: UI) -> None:
-    local, missing = [], []
-    for image in images:
+    """Loads into the nodes each image they lack (a test-bed node image already holds them all)."""
+    local, missing = {}, []
+    for image in dict.fromkeys(images):
         try:
-            dc.images.get(image)
-            local.append(image)
+            local[image] = dc.images.get(image).id
         except ImageNotFound:
             missing.append(image)
-    if local:
-        ui.step(f"preloading {len(local)} images into the nodes")
-        kind.load_images(local)
     for image in missing:
         ui.warn(f"{image} is not in local Docker: the nodes will pull it themselves")
+    nodes = kind.nodes()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
+        held = list(pool.map(lambda node: _images_in_node(dc, node), nodes))
+    wanted = [image for image, image_id in local.items() if any(image_id not in ids for ids in held)]
+    if wanted:
+        ui.step(f"preloading {len(wanted)} images into the nodes")
+        kind.load_images(wanted)
+
+
+def _together(*tasks: Callable[[], None]) -> None:
+    """Runs TASKS in threads until all are done or one fails; on a failure or Ctrl-C the others'
+    waits are cancelled, so no thread outlives the rollback, and the first failure is raised."""
+    cancel_waits(False)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(tasks)) as pool:
+        futures = [pool.submit(task) for task in tasks]
+        try:
+            concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
+        finally:
+            if not all(f.done() and not f.exception() for f in futures):
+                cancel_waits()
+    failures = [f.exception() for f in futures if not isinstance(f.exception(), (type(None), WaitCancelled))]
+    if failures:
+        raise failures[0]
 
 
 def preflight(settings: Settings):
@@ -136,14 +166,13 @@ def up(settings: Settings, ui: UI) -> Environment:
         elif not settings.kubeconfig.exists():
             kind.write_kubeconfig()
         kube = Kube(settings.kubeconfig)
-        _preload(dc, kind, [*provider.images(), agnhost_image(), pins()["traefik"]["image"]], ui)
+        _preload(dc, kind, [*provider.images(), agnhost_image(), *ingress.images(settings.ingress)], ui)
         undo.append(lambda: network.remove_client(dc, settings.cluster_name))
         _, port = network.start_client(dc, cluster=settings.cluster_name, pool=pool, image=agnhost_image())
-        kube.wait_nodes_ready(settings.workers + 1, timeout=settings.wait_timeout)
         env = Environment(settings, kube, pool, provider, port, ui)
-        provider.install(env)
-        ui.step("starting the in-cluster client")
-        install_client_pod(env)
+        # Everything is applied at once; pods start as soon as their node is Ready.
+        _together(lambda: provider.install(env), lambda: ingress.install(env), lambda: install_client_pod(env),
+                  lambda: kube.wait_nodes_ready(settings.workers + 1, timeout=settings.wait_timeout))
         ui.done(f"cluster {settings.cluster_name} is up: provider {provider.describe()}, pool {pool.range}")
         return env
     except BaseException:
@@ -159,6 +188,7 @@ def up(settings: Settings, ui: UI) -> Environment:
 
 
 def install_client_pod(env: Environment) -> None:
+    env.step("starting the in-cluster client")
     text = (MANIFESTS / "client.yaml").read_text().replace("${AGNHOST_IMAGE}", agnhost_image())
     env.kube.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYSTEM_NAMESPACE}}])
     env.kube.apply(load_manifests(text), namespace=SYSTEM_NAMESPACE)

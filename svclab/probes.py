@@ -229,11 +229,15 @@ def _field(obj: Any, path: str) -> Any:
 
 
 def _service(ctx, name: str) -> dict[str, Any]:
+    """The Service NAME in the lab's namespace, or NAMESPACE/NAME for a cluster component's
+    (the Ingress controller's lives in its own namespace)."""
+    namespace, _, name = name.rpartition("/")
+    namespace = namespace or ctx.namespace
     try:
-        svc = ctx.kube.core.read_namespaced_service(name, ctx.namespace)
+        svc = ctx.kube.core.read_namespaced_service(name, namespace)
     except ApiException as e:
         if e.status == 404:
-            raise SvclabError(f"Service {ctx.namespace}/{name} does not exist") from None
+            raise SvclabError(f"Service {namespace}/{name} does not exist") from None
         raise
     return ctx.kube.api.sanitize_for_serialization(svc)
 
@@ -438,16 +442,18 @@ def _health_codes(ctx, port: int) -> tuple[dict[str, int], list[str]]:
 
 
 def observe_addresses(ctx, spec: Mapping[str, Any]) -> Observation:
-    services = [ctx.kube.api.sanitize_for_serialization(svc)
+    services = {svc.metadata.name: ctx.kube.api.sanitize_for_serialization(svc)
                 for svc in ctx.kube.core.list_namespaced_service(ctx.namespace).items
-                if svc.spec.type == "LoadBalancer"]
+                if svc.spec.type == "LoadBalancer"}
+    # Cluster components the lab relies on (the Ingress controller's Service), as NAMESPACE/NAME.
+    services.update({ref: _service(ctx, ref) for ref in spec.get("include", [])})
     evidence, addresses, by_service, ingress_addresses = [], [], {}, []
-    for svc in sorted(services, key=lambda s: s["metadata"]["name"]):
+    for name, svc in sorted(services.items()):
         ip = _external_ip(svc)
-        by_service[svc["metadata"]["name"]] = ip
+        by_service[name] = ip
         if ip:
             addresses.append(ip)
-        evidence.append(f"Service {svc['metadata']['name']}: {ip or '<pending>'}")
+        evidence.append(f"Service {name}: {ip or '<pending>'}")
     from kubernetes import client
 
     for ing in client.NetworkingV1Api(ctx.kube.api).list_namespaced_ingress(ctx.namespace).items:

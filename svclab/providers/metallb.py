@@ -43,7 +43,14 @@ class MetalLB:
     def manifest(self, ctx) -> list[dict]:
         s = ctx.settings
         text = fetch(self.pins["manifest_url"], self.pins["manifest_sha256"], cache_dir=s.cache_dir, mirror=s.mirror)
-        return load_manifests(text.decode())
+        objects = load_manifests(text.decode())
+        for obj in objects:
+            for container in obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+                # Upstream first asks for readiness after 10s, then every 10s: fine for a long-lived
+                # cluster, but a lab cluster would sit idle for most of its `up`.
+                if probe := container.get("readinessProbe"):
+                    probe.update(initialDelaySeconds=1, periodSeconds=1)
+        return objects
 
     def pool_objects(self, pool) -> list[dict]:
         return [

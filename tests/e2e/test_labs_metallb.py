@@ -153,7 +153,7 @@ def test_c19_one_address_fans_out_by_host(results, lab, probe_a, probe_b):
 def test_c20_each_loadbalancer_service_takes_an_address(results):
     facts = results["ingress", "one-address-per-loadbalancer"]["facts"]
     assert facts["lb_services"] == 3 and len(set(facts["addresses"])) == 3
-    assert facts["ingress_addresses"] == [facts["by_service"]["traefik"]]
+    assert facts["ingress_addresses"] == [facts["by_service"]["svclab-traefik/traefik"]]
 
 
 

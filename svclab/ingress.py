@@ -1,0 +1,35 @@
+"""The cluster's Ingress controller: Traefik, from svclab's own manifest, serving every Ingress of
+class svclab-traefik behind one LoadBalancer Service (which stays <pending> without a provider)."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+from .config import pins
+from .kube import load_manifests
+
+__all__ = ["INGRESS_CLASS", "NAMESPACE", "SERVICE", "images", "install"]
+
+NAMESPACE = "svclab-traefik"
+SERVICE = "traefik"
+INGRESS_CLASS = "svclab-traefik"
+MANIFEST = Path(__file__).resolve().parent.parent / "manifests" / "ingress-traefik.yaml"
+
+
+def images(controller: str) -> list[str]:
+    return [pins()["traefik"]["image"]] if controller == "traefik" else []
+
+
+def objects() -> list[dict]:
+    text = string.Template(MANIFEST.read_text()).substitute(
+        NAMESPACE=NAMESPACE, TRAEFIK_IMAGE=pins()["traefik"]["image"])
+    return load_manifests(text)
+
+
+def install(env) -> None:
+    if env.settings.ingress == "none":
+        return
+    env.step(f"applying Traefik {pins()['traefik']['version']} as the Ingress controller")
+    env.kube.apply(objects(), namespace=NAMESPACE)
+    env.kube.wait_deployment(NAMESPACE, "traefik", timeout=env.settings.wait_timeout)

@@ -1,0 +1,87 @@
+"""What `cluster.up` installs, rendered without a cluster, and how its concurrent installs stop."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+
+import pytest
+
+from svclab import ingress, lifecycle
+from svclab.config import Settings, load_settings, pins
+from svclab.errors import UsageError
+from svclab.kube import wait_until
+from svclab.mirror import mirror_path
+from svclab.providers.metallb import MetalLB
+
+
+def test_ingress_controller_objects_live_in_their_own_namespace():
+    objects = ingress.objects()
+    kinds = {o["kind"] for o in objects}
+    assert {"Namespace", "Deployment", "Service", "IngressClass", "ClusterRoleBinding"} <= kinds
+    namespace = next(o for o in objects if o["kind"] == "Namespace")
+    assert namespace["metadata"]["name"] == ingress.NAMESPACE != "svclab-ingress"  # not the lab's namespace
+    binding = next(o for o in objects if o["kind"] == "ClusterRoleBinding")
+    assert binding["subjects"][0]["namespace"] == ingress.NAMESPACE
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == pins()["traefik"]["image"]
+    assert f"--providers.kubernetesingress.ingressclass={ingress.INGRESS_CLASS}" in container["command"]
+    assert next(o for o in objects if o["kind"] == "Service")["spec"]["type"] == "LoadBalancer"
+
+
+def test_ingress_setting_is_validated():
+    assert load_settings({"ingress": "none"}, env={}).ingress == "none"
+    assert ingress.images("none") == []
+    with pytest.raises(UsageError, match="unknown ingress controller 'nginx'"):
+        Settings(ingress="nginx")
+
+
+def test_metallb_readiness_is_asked_every_second(tmp_path):
+    mirror = tmp_path / "mirror"
+    text = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: controller, namespace: metallb-system}
+spec:
+  template:
+    spec:
+      containers:
+        - name: controller
+          readinessProbe: {httpGet: {path: /metrics, port: monitoring}, initialDelaySeconds: 10, periodSeconds: 10}
+          livenessProbe: {httpGet: {path: /metrics, port: monitoring}, initialDelaySeconds: 10, periodSeconds: 10}
+"""
+    metallb = MetalLB()
+    metallb.pins = {**metallb.pins, "manifest_sha256": hashlib.sha256(text.encode()).hexdigest()}
+    path = mirror_path(mirror, metallb.pins["manifest_url"])
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+
+    class Ctx:
+        settings = Settings(mirror=mirror, cache_dir=tmp_path / "cache")
+
+    container = metallb.manifest(Ctx())[0]["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["initialDelaySeconds"] == 1
+    assert container["readinessProbe"]["periodSeconds"] == 1
+    assert container["livenessProbe"]["initialDelaySeconds"] == 10  # liveness is left as upstream has it
+
+
+def test_together_raises_the_first_failure_and_cancels_the_other_waits():
+    started = time.monotonic()
+
+    def slow():
+        wait_until("something that never happens", lambda: False, timeout=60, interval=0.05)
+
+    def broken():
+        raise RuntimeError("provider failed")
+
+    with pytest.raises(RuntimeError, match="provider failed"):
+        lifecycle._together(slow, broken)
+    assert time.monotonic() - started < 5
+    assert threading.active_count() == 1
+
+
+def test_together_runs_everything_when_all_succeed():
+    done = []
+    lifecycle._together(lambda: done.append(1), lambda: done.append(2))
+    assert sorted(done) == [1, 2]
