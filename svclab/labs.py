@@ -24,7 +24,7 @@ from .kube import load_manifests, poll
 from .mirror import fetch
 from .lifecycle import SYSTEM_NAMESPACE, Environment, agnhost_image
 
-__all__ = ["Lab", "Probe", "Result", "LABS_DIR", "available_labs", "load_lab", "run_lab"]
+__all__ = ["Lab", "Probe", "Result", "LABS_DIR", "available_labs", "load_lab", "run_lab", "start_lab", "run_probe"]
 
 ROOT = Path(__file__).resolve().parent.parent
 LABS_DIR = ROOT / "labs"
@@ -52,6 +52,16 @@ class Probe:
     def expectation(self, provider: str) -> dict[str, Any]:
         by_provider = self.spec.get("expect_by_provider") or {}
         return dict(by_provider.get(provider, self.spec.get("expect") or {}))
+
+    @property
+    def predict(self) -> str:
+        """The question step mode asks before observing (empty when the lab has none)."""
+        return str(self.spec.get("predict") or "").strip()
+
+    @property
+    def why(self) -> str:
+        """Step mode's short explanation of what was observed (empty when the lab has none)."""
+        return str(self.spec.get("why") or "").strip()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +137,9 @@ def parse_lab(lab_id: str, data: Any, directory: Path) -> Lab:
                 raise _bad(lab_id, f"probe {pid!r}: from must be one of {', '.join(probes.HTTP_FROM)}")
             if raw.get("nodes", "all") not in probes.NODE_SETS:
                 raise _bad(lab_id, f"probe {pid!r}: nodes must be one of {', '.join(probes.NODE_SETS)}")
+        for text in ("predict", "why"):
+            if text in raw and not isinstance(raw[text], str):
+                raise _bad(lab_id, f"probe {pid!r}: {text} must be text")
         if not raw.get("expect") and not raw.get("expect_by_provider"):
             raise _bad(lab_id, f"probe {pid!r} has no expectation")
         for expect in [raw.get("expect") or {}, *(raw.get("expect_by_provider") or {}).values()]:
@@ -264,11 +277,16 @@ def run_probe(ctx: ProbeContext, probe: Probe) -> Result:
                   seconds=round(time.monotonic() - started, 2), facts=seen.facts | {"rounds": rounds})
 
 
-def run_lab(env: Environment, lab: Lab) -> list[Result]:
+def start_lab(env: Environment, lab: Lab) -> ProbeContext:
+    """Applies LAB, waits for its workloads and returns what its probes need."""
     env.step(f"lab {lab.id}: {lab.title}")
     prepare(env, lab)
     topology, client_pod = _topology(env, lab.namespace)
-    ctx = ProbeContext(env, lab, topology, client_pod)
+    return ProbeContext(env, lab, topology, client_pod)
+
+
+def run_lab(env: Environment, lab: Lab) -> list[Result]:
+    ctx = start_lab(env, lab)
     # Probes that expect traffic to get through go first: once they pass, every node has
     # programmed the lab's Services, so "no answer" afterwards is an observation, not a race.
     first = [p for p in lab.probes if settles(p.expectation(env.provider.name))]
