@@ -1,0 +1,246 @@
+"""What kube-proxy programmed on each node for one Service.
+
+In iptables mode kube-proxy writes chains named after a hash (KUBE-SVC-…, KUBE-SEP-…) and marks
+most rules with a comment naming the Service ("ns/name", "ns/name:port cluster IP", "ns/name
+has no local endpoints"). The filter below keeps the rules whose comment names the Service and
+every rule of the per-Service chains they jump to, followed to the end. In nftables mode the
+per-Service chains carry "ns/name/" in their own names, and the shared maps hold one element per
+Service port.
+
+The filtering functions are pure (text in, lines out); ``node_rules`` reads the text from the
+nodes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import defaultdict
+
+import yaml
+
+from .errors import SvclabError, UsageError
+
+__all__ = ["NodeRules", "iptables_rules", "nft_rules", "names_service", "parse_service", "node_rules",
+           "proxy_mode", "render"]
+
+SERVICE_CHAINS = ("KUBE-SVC-", "KUBE-SEP-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SVL-")
+NFT_SERVICE_CHAINS = ("service-", "external-", "endpoint-", "firewall-", "cluster-")
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+_SERVICE_ARG = re.compile(rf"^({_DNS_LABEL})/({_DNS_LABEL})$")
+_COMMENT = re.compile(r'--comment (?:"((?:[^"\\]|\\.)*)"|(\S+))')
+_TARGET = re.compile(r"\s(?:-j|-g|--jump|--goto) (\S+)")
+_RULE = re.compile(r"^-A (\S+) ")
+_NFT_BLOCK = re.compile(r"^\s*(chain|map|set) (\S+) \{\s*$")
+_NFT_JUMP = re.compile(r"\b(?:jump|goto) ([^\s,;}]+)")
+
+
+def parse_service(arg: str | None) -> tuple[str, str]:
+    """NAMESPACE/NAME from the command line, checked."""
+    match = _SERVICE_ARG.match(arg or "")
+    if not match:
+        raise UsageError(f"--service must be NAMESPACE/NAME, got {arg!r}",
+                         hint="for example --service svclab-nodeport/echo")
+    return match.group(1), match.group(3)
+
+
+def names_service(comment: str, service: str) -> bool:
+    """Whether a kube-proxy rule comment is about SERVICE ("ns/name"): "ns/name", "ns/name:port
+    …", "… for ns/name …", but not another Service whose name starts the same ("ns/name-2")."""
+    return re.search(rf"(?:^|\s){re.escape(service)}(?::[\w-]+)?(?=\s|$)", comment) is not None
+
+
+def _comment(line: str) -> str:
+    match = _COMMENT.search(line)
+    return (match.group(1) if match.group(1) is not None else match.group(2)) if match else ""
+
+
+def _target(line: str) -> str | None:
+    match = _TARGET.search(line)
+    return match.group(1) if match else None
+
+
+def _follow(rules: list[tuple[str, str]], service: str) -> list[str]:
+    """The rules (chain, line) about SERVICE plus all rules of the per-Service chains they reach."""
+    by_chain: dict[str, list[int]] = defaultdict(list)
+    for i, (chain, _) in enumerate(rules):
+        by_chain[chain].append(i)
+    keep = {i for i, (_, line) in enumerate(rules) if names_service(_comment(line), service)}
+    pending = [c for i in keep for c in (rules[i][0], _target(rules[i][1])) if c and c.startswith(SERVICE_CHAINS)]
+    visited: set[str] = set()
+    while pending:  # each chain is visited once, so this ends after at most len(by_chain) rounds
+        chain = pending.pop()
+        if chain in visited:
+            continue
+        visited.add(chain)
+        for i in by_chain.get(chain, []):
+            keep.add(i)
+            target = _target(rules[i][1])
+            if target and target.startswith(SERVICE_CHAINS) and target not in visited:
+                pending.append(target)
+    return [rules[i][1] for i in sorted(keep)]
+
+
+def iptables_rules(text: str, service: str) -> dict[str, list[str]]:
+    """From iptables-save output, per table, the rules that implement SERVICE ("ns/name")."""
+    tables: dict[str, list[tuple[str, str]]] = {}
+    table = None
+    for line in text.splitlines():
+        if line.startswith("*"):
+            table = line[1:].strip()
+            tables.setdefault(table, [])
+        elif table is not None and (match := _RULE.match(line)):
+            tables[table].append((match.group(1), line))
+    kept = {name: _follow(rules, service) for name, rules in tables.items()}
+    return {name: lines for name, lines in kept.items() if lines}
+
+
+def _nft_blocks(text: str) -> list[tuple[str, str, list[str]]]:
+    """(kind, name, body lines) of each chain, map and set in `nft list table` output."""
+    blocks, current = [], None
+    for line in text.splitlines():
+        if current is None:
+            if match := _NFT_BLOCK.match(line):
+                current = (match.group(1), match.group(2), [])
+        elif line.strip() == "}":
+            blocks.append(current)
+            current = None
+        else:
+            current[2].append(line.strip())
+    return blocks
+
+
+def _nft_elements(body: list[str]) -> list[str]:
+    """The elements of a map or set body: `elements = { a : goto x, b : goto y }` over lines."""
+    text = " ".join(body)
+    match = re.search(r"elements = \{(.*)\}", text)
+    return [e.strip() for e in match.group(1).split(",") if e.strip()] if match else []
+
+
+def nft_rules(text: str, service: str) -> list[str]:
+    """From `nft list table ip kube-proxy` output, what implements SERVICE ("ns/name"): its
+    chains (named "<kind>-<hash>-ns/name/proto/port…"), the chains they reach, and the elements
+    of the shared maps and sets that send traffic to them."""
+    marker = re.compile(rf"^(?:{'|'.join(NFT_SERVICE_CHAINS)})[A-Z0-9]+-{re.escape(service)}/")
+    blocks = _nft_blocks(text)
+    chains = {name: body for kind, name, body in blocks if kind == "chain"}
+    pending = [name for name in chains if marker.match(name)]
+    visited: set[str] = set()
+    while pending:  # each chain once
+        name = pending.pop()
+        if name in visited:
+            continue
+        visited.add(name)
+        for line in chains[name]:
+            pending.extend(t for t in _NFT_JUMP.findall(line) if t in chains and t.startswith(NFT_SERVICE_CHAINS))
+    out = []
+    for kind, name, body in blocks:
+        if kind == "chain" and name in visited:
+            out.append(f"chain {name} {{")
+            out.extend(f"\t{line}" for line in body)
+            out.append("}")
+        elif kind in ("map", "set"):
+            out.extend(f"{kind} {name}: {element}" for element in _nft_elements(body)
+                       if any(t in visited for t in _NFT_JUMP.findall(element)) or names_service(element, service))
+        elif kind == "chain":
+            out.extend(f"chain {name}: {line}" for line in body if names_service(_nft_comment(line), service))
+    return out
+
+
+def _nft_comment(line: str) -> str:
+    match = re.search(r'comment "((?:[^"\\]|\\.)*)"', line)
+    return match.group(1) if match else ""
+
+
+# ---------------------------------------------------------------- reading the nodes
+
+@dataclasses.dataclass
+class NodeRules:
+    node: str
+    mode: str
+    sections: dict[str, list[str]]  # "nat", "filter" or "nftables" → lines
+
+
+def proxy_mode(kube) -> str:
+    """kube-proxy's mode from its ConfigMap (an empty mode means iptables on Linux)."""
+    try:
+        cm = kube.core.read_namespaced_config_map("kube-proxy", "kube-system")
+        config = yaml.safe_load((cm.data or {}).get("config.conf") or "") or {}
+    except Exception:  # noqa: BLE001 - no ConfigMap or unreadable: kube-proxy's default applies
+        return "iptables"
+    return str(config.get("mode") or "iptables")
+
+
+def _exec(container, argv: list[str]) -> str:
+    result = container.exec_run(argv)
+    output = result.output.decode(errors="replace")
+    if result.exit_code != 0:
+        last = output.strip().splitlines()[-1] if output.strip() else f"exit {result.exit_code}"
+        raise SvclabError(f"`{' '.join(argv)}` failed on node {container.name}: {last[:200]}")
+    return output
+
+
+def node_rules(container, mode: str, service: str) -> NodeRules:
+    """Reads one node's rules (CONTAINER: its docker container) and keeps SERVICE's."""
+    if mode == "nftables":
+        text = _exec(container, ["nft", "list", "table", "ip", "kube-proxy"])
+        return NodeRules(container.name, mode, {"nftables": nft_rules(text, service)})
+    sections = {}
+    for table in ("nat", "filter"):
+        text = _exec(container, ["iptables-save", "-t", table])
+        sections[table] = iptables_rules(text, service).get(table, [])
+    return NodeRules(container.name, mode, sections)
+
+
+def render(rules: list[NodeRules]) -> str:
+    """Plain text: per node, per table, the kept lines (or a note that there are none)."""
+    out = []
+    for node in rules:
+        out.append(f"== node {node.node} (kube-proxy {node.mode})")
+        for section, lines in node.sections.items():
+            out.append(f"-- {section}")
+            out.extend(lines or ["(no rules for this Service)"])
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def collect(settings, service_arg: str | None, node: str | None = None) -> tuple[str, list[NodeRules]]:
+    """A one-line summary of the Service and the rules each node (or NODE only) holds for it."""
+    from kubernetes.client.rest import ApiException
+
+    from .kube import Kube
+    from .network import docker_client
+
+    namespace, name = parse_service(service_arg)
+    if not settings.kubeconfig.exists():
+        raise UsageError(f"cluster {settings.cluster_name} is not up", hint="run `svclab cluster.up` first")
+    kube = Kube(settings.kubeconfig)
+    try:
+        svc = kube.core.read_namespaced_service(name, namespace)
+    except ApiException as e:
+        if e.status == 404:
+            raise UsageError(f"Service {namespace}/{name} does not exist in cluster {settings.cluster_name}",
+                             hint="check the name; a lab's Services live in namespace svclab-<lab>") from None
+        raise
+    containers = sorted(docker_client().containers.list(
+        filters={"label": f"io.x-k8s.kind.cluster={settings.cluster_name}"}), key=lambda c: c.name)
+    if node is not None:
+        containers = [c for c in containers if c.name == node]
+        if not containers:
+            raise UsageError(f"cluster {settings.cluster_name} has no running node {node!r}",
+                             hint="see the node names with `svclab cluster.status`")
+    mode = proxy_mode(kube)
+    return _summary(svc), [node_rules(c, mode, f"{namespace}/{name}") for c in containers]
+
+
+def _summary(svc) -> str:
+    ports = ", ".join(f"{p.port}{':' + str(p.node_port) if p.node_port else ''}/{p.protocol}"
+                      for p in svc.spec.ports or [])
+    ingress = [i.ip for i in ((svc.status.load_balancer or None) and svc.status.load_balancer.ingress) or [] if i.ip]
+    line = (f"Service {svc.metadata.namespace}/{svc.metadata.name}: type {svc.spec.type}, "
+            f"ClusterIP {svc.spec.cluster_ip}, ports {ports or 'none'}")
+    if ingress:
+        line += f", external {', '.join(ingress)}"
+    if svc.spec.type in ("NodePort", "LoadBalancer"):
+        line += f", externalTrafficPolicy {svc.spec.external_traffic_policy}"
+    return line
