@@ -1,0 +1,175 @@
+"""Step mode's texts and views: questions for every probe, the order probes run in, what is shown
+after each, and the policy flip's before/after table built from the facts the probe recorded."""
+
+import io
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from svclab import instructor, labs
+from svclab.errors import UsageError
+from svclab.labs import Result
+
+
+def _console() -> tuple[Console, io.StringIO]:
+    buffer = io.StringIO()
+    return Console(file=buffer, force_terminal=False, width=140, highlight=False, soft_wrap=True), buffer
+
+
+def _probe(lab_id: str, probe_id: str) -> tuple[labs.Lab, labs.Probe]:
+    lab = labs.load_lab(lab_id)
+    return lab, next(p for p in lab.probes if p.id == probe_id)
+
+
+def _result(probe: labs.Probe, *, passed=True, observed="3/3 answered", evidence=(), facts=None) -> Result:
+    return Result(lab="nodeport", probe=probe.id, claim=probe.claim, path=probe.path, expected="answers",
+                  observed=observed, evidence=list(evidence), passed=passed,
+                  problems=[] if passed else ["1 of 3 targets did not answer every request"], seconds=0.42,
+                  facts=facts or {})
+
+
+@pytest.mark.parametrize("lab_id", labs.available_labs())
+def test_every_probe_asks_and_explains(lab_id):
+    for probe in labs.load_lab(lab_id).probes:
+        assert probe.predict.endswith("?"), (lab_id, probe.id)
+        assert len(probe.why) > 30, (lab_id, probe.id)
+
+
+def test_predict_must_be_text():
+    data = {"title": "t", "probes": [{"id": "a", "kind": "pending", "service": "s", "expect": {"pending": True},
+                                      "predict": ["not", "text"]}]}
+    with pytest.raises(UsageError, match="predict must be text"):
+        labs.parse_lab("broken", data, Path("."))
+
+
+def test_predict_and_why_are_optional():
+    lab = labs.parse_lab("t", {"title": "t", "probes": [{"id": "a", "kind": "pending", "service": "s",
+                                                         "expect": {"pending": True}}]}, Path("."))
+    assert lab.probes[0].predict == "" and lab.probes[0].why == ""
+
+
+@pytest.mark.parametrize("lab_id", labs.available_labs())
+def test_in_lab_order_silence_is_checked_only_after_traffic_got_through(lab_id):
+    """Step mode runs probes in the order the lab lists them. A probe expecting no answer must come
+    after one on the same Service that expects an answer (if there is one), or it could pass only
+    because kube-proxy had not programmed the Service yet."""
+    lab = labs.load_lab(lab_id)
+    for provider in ("metallb", "kube-vip", "none"):
+        for i, probe in enumerate(lab.probes):
+            if probe.expectation(provider).get("answers") is not False:
+                continue
+            same = [p for p in lab.probes if p.spec.get("service") == probe.spec.get("service")
+                    and p.expectation(provider).get("answers")]
+            if same:
+                assert lab.probes.index(same[0]) < i, (lab_id, provider, probe.id)
+
+
+@pytest.mark.parametrize("lab_id, probe_id, hint", [
+    ("nodeport", "every-node", "svclab lab.rules --service svclab-nodeport/echo"),
+    ("nodeport", "node-port-assigned", None),
+    ("nodeport", "pod-to-cluster-ip", None),
+    ("loadbalancer", "port-80-at-external-address", "svclab lab.rules --service svclab-loadbalancer/echo"),
+    ("traffic-policy", "health-check-per-node", "svclab lab.rules --service svclab-traffic-policy/echo-local"),
+    ("traffic-policy", "flip-the-live-policy", "svclab lab.rules --service svclab-traffic-policy/echo-cluster"),
+])
+def test_rules_hint(lab_id, probe_id, hint):
+    lab, probe = _probe(lab_id, probe_id)
+    assert instructor.rules_hint(lab, probe, "svclab") == hint
+
+
+def test_rules_hint_names_another_cluster_and_keeps_a_qualified_service():
+    lab, probe = _probe("nodeport", "every-node")
+    assert instructor.rules_hint(lab, probe, "class-a").endswith("--service svclab-nodeport/echo --name class-a")
+    qualified = labs.Probe("p", "C19", "path", {"kind": "http", "via": "load-balancer",
+                                                "service": "svclab-traefik/traefik"})
+    assert "--service svclab-traefik/traefik" in instructor.rules_hint(lab, qualified, "svclab")
+
+
+def test_question_then_answer_in_order():
+    lab, probe = _probe("nodeport", "nodes-without-backend")
+    out, buffer = _console()
+    instructor.question(out, lab, probe, 5)
+    instructor.answer(out, lab, probe, _result(probe, evidence=["outside → n2 172.18.0.3:31440: 2/2 answered"]),
+                      cluster="svclab")
+    lines = buffer.getvalue().splitlines()
+    labels = [line.split(":")[0] for line in lines if line[:1].isalpha() and ":" in line]
+    assert labels == ["Path", "Predict", "Observed", "Expected", "Verdict", "Why", "see the rules"]
+    assert "probe 5/7 · nodes-without-backend (C5)" in buffer.getvalue()
+    assert f"Predict:  {probe.predict}" in lines
+    assert "Observed: 3/3 answered" in lines
+    assert any(line.startswith("Verdict:  as expected (0.4s)") for line in lines)
+    assert "  · outside → n2 172.18.0.3:31440: 2/2 answered" in lines
+
+
+def test_a_differing_probe_says_why_it_differs():
+    lab, probe = _probe("nodeport", "every-node")
+    out, buffer = _console()
+    instructor.answer(out, lab, probe, _result(probe, passed=False, observed="2/3 answered"), cluster="svclab")
+    assert "Verdict:  DIFFERS" in buffer.getvalue()
+    assert "differs: 1 of 3 targets did not answer every request" in buffer.getvalue()
+
+
+def _flip_and_health():
+    _, flip_probe = _probe("traffic-policy", "flip-the-live-policy")
+    _, health_probe = _probe("traffic-policy", "health-check-per-node")
+    flip = _result(flip_probe, observed="Cluster: node → Local: client", evidence=[
+        "externalTrafficPolicy=Cluster: n1 172.18.0.4:31700: backend saw 10.244.1.1 (node)",
+        "externalTrafficPolicy=Local: n1 172.18.0.4:31700: backend saw 172.18.255.238 (client)",
+        "externalTrafficPolicy set back to Cluster",
+    ], facts={"before_policy": "Cluster", "before_source": "node", "after_policy": "Local",
+              "after_source": "client", "rounds": 1})
+    health = _result(health_probe, observed="200 on n1", facts={
+        "codes": {"cp": 503, "n1": 200, "n2": 0}, "backend_nodes": ["n1"], "rounds": 1})
+    return flip_probe, flip, health
+
+
+def _render(table) -> str:
+    out, buffer = _console()
+    out.print(table)
+    return buffer.getvalue()
+
+
+def test_before_after_table_from_the_recorded_facts():
+    _, flip, health = _flip_and_health()
+    text = _render(instructor.before_after(flip, health))
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:4]]
+            for line in text.splitlines() if line.count("│") == 4}
+    assert rows["source the backend saw"] == ["10.244.1.1 (a node's address)",
+                                              "172.18.255.238 (the client's own address)"]
+    assert rows["health check on n1"] == ["no healthCheckNodePort", "HTTP 200"]
+    assert rows["health check on cp"] == ["no healthCheckNodePort", "HTTP 503"]
+    assert rows["health check on n2"] == ["no healthCheckNodePort", "no answer"]
+    assert "Cluster (before)" in text and "Local (after)" in text
+    assert "probe health-check-per-node" in text
+
+
+def test_before_after_without_addresses_or_health_checks():
+    _, flip, _ = _flip_and_health()
+    flip.evidence = []
+    flip.facts["after_source"] = None
+    text = _render(instructor.before_after(flip, None))
+    assert "a node's address" in text and "no answer" in text
+    assert "health check" not in text
+
+
+def test_the_policy_flip_answer_shows_the_table_from_earlier_results():
+    flip_probe, flip, health = _flip_and_health()
+    lab = labs.load_lab("traffic-policy")
+    out, buffer = _console()
+    instructor.answer(out, lab, flip_probe, flip, cluster="svclab", earlier=[health])
+    text = buffer.getvalue()
+    assert text.index("Observed:") < text.index("before / after") < text.index("Why:")
+    assert "HTTP 200" in text
+
+
+def test_closed_stdin_stops_pausing():
+    out, _ = _console()
+
+    def closed(prompt):
+        raise EOFError
+
+    assert instructor._wait_for_enter(out, closed) is False
+    prompts = []
+    assert instructor._wait_for_enter(out, lambda prompt: prompts.append(prompt) or "") is True
+    assert "Enter" in prompts[0]
