@@ -25,7 +25,7 @@ __all__ = ["NodeRules", "iptables_rules", "nft_rules", "names_service", "parse_s
            "proxy_mode", "render"]
 
 SERVICE_CHAINS = ("KUBE-SVC-", "KUBE-SEP-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SVL-")
-NFT_SERVICE_CHAINS = ("service-", "external-", "endpoint-", "firewall-", "cluster-")
+NFT_SERVICE_CHAINS = ("service-", "external-", "local-", "endpoint-", "firewall-", "cluster-")
 _DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 _SERVICE_ARG = re.compile(rf"^({_DNS_LABEL})/({_DNS_LABEL})$")
 _COMMENT = re.compile(r'--comment (?:"((?:[^"\\]|\\.)*)"|(\S+))')
@@ -141,7 +141,8 @@ def nft_rules(text: str, service: str) -> list[str]:
             out.append("}")
         elif kind in ("map", "set"):
             out.extend(f"{kind} {name}: {element}" for element in _nft_elements(body)
-                       if any(t in visited for t in _NFT_JUMP.findall(element)) or names_service(element, service))
+                       if any(t in visited for t in _NFT_JUMP.findall(element))
+                       or names_service(_nft_comment(element), service))
         elif kind == "chain":
             out.extend(f"chain {name}: {line}" for line in body if names_service(_nft_comment(line), service))
     return out

@@ -159,6 +159,13 @@ table ip kube-proxy {
 		elements = { tcp . 30080 : goto external-QWERTY12-demo/web/tcp/ }
 	}
 
+	map no-endpoint-services {
+		type ipv4_addr . inet_proto . inet_service : verdict
+		comment "vmap to drop or reject packets to services with no endpoints"
+		elements = { 192.168.50.30 . tcp . 80 comment "demo/web" : drop,
+			     192.168.50.31 . tcp . 80 comment "demo/web-admin" : drop }
+	}
+
 	chain mark-for-masquerade {
 		mark set mark or 0x4000
 	}
@@ -169,8 +176,12 @@ table ip kube-proxy {
 	}
 
 	chain external-QWERTY12-demo/web/tcp/ {
-		jump mark-for-masquerade
-		goto service-QWERTY12-demo/web/tcp/
+		ip saddr 10.244.0.0/16 goto service-QWERTY12-demo/web/tcp/ comment "pods take the cluster path"
+		goto local-QWERTY12-demo/web/tcp/
+	}
+
+	chain local-QWERTY12-demo/web/tcp/ {
+		numgen random mod 1 vmap { 0 : goto endpoint-ZXCVBN56-demo/web/tcp/__10.244.1.7/8080 }
 	}
 
 	chain endpoint-ZXCVBN56-demo/web/tcp/__10.244.1.7/8080 {
@@ -198,6 +209,8 @@ def test_nft_keeps_the_service_chains_and_map_elements():
     assert "\tmeta l4proto tcp dnat to 10.244.1.7:8080" in lines
     assert "map service-ips: 10.96.14.20 . tcp . 80 : goto service-QWERTY12-demo/web/tcp/" in lines
     assert "map service-nodeports: tcp . 30080 : goto external-QWERTY12-demo/web/tcp/" in lines
+    assert "chain local-QWERTY12-demo/web/tcp/ {" in lines
+    assert 'map no-endpoint-services: 192.168.50.30 . tcp . 80 comment "demo/web" : drop' in lines
     assert "web-admin" not in text and "kube-dns" not in text and "mark-for-masquerade {" not in text
 
 
