@@ -1,21 +1,31 @@
 """`svclab bench`: measured, not asserted. In one run on one machine: a bare `kind create cluster`
-of the same shape vs svclab's cold `up` (cluster + load balancer + clients), warm labs, per-probe
-latency, failover time and this process's peak memory."""
+of the same shape vs svclab's cold `up` (cluster + load balancer + Ingress controller + clients),
+warm labs, per-probe latency, failover time, this process's peak memory, and how time grows with
+the number of LoadBalancer Services and of nodes."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import resource
 import shutil
 import statistics
+import string
 import time
+import types
 
-from . import labs, lifecycle, network
+from . import labs, lifecycle, network, probes
 from .cluster import Kind, write_kind_config
 from .config import Settings
+from .errors import SvclabError
+from .kube import load_manifests, wait_until
 from .ui import UI
 
-__all__ = ["run_bench", "summarize"]
+__all__ = ["run_bench", "summarize", "scaling_rows", "SERVICE_COUNTS", "NODE_COUNTS"]
+
+SERVICE_COUNTS = (1, 10, 50)
+NODE_COUNTS = (1, 3, 5)
+BENCH_NAMESPACE = "svclab-bench"
 
 
 def _timed(fn):
@@ -41,7 +51,91 @@ def summarize(*, bare_create: float, svclab_up: float, warm_labs: float, probe_s
     }
 
 
+def scaling_rows(measured: dict[int, float], unit: str) -> list[dict]:
+    """One row per count: seconds, seconds per unit, and growth against the smallest count (time
+    that grows no faster than the count has growth <= count ratio)."""
+    smallest = min(measured)
+    return [{unit: count, "seconds": round(seconds, 1), f"seconds_per_{unit[:-1]}": round(seconds / count, 2),
+             "growth": round(seconds / measured[smallest], 2) if measured[smallest] else None,
+             "count_ratio": round(count / smallest, 2)}
+            for count, seconds in sorted(measured.items())]
+
+
+def _lb_services(count: int) -> list[dict]:
+    return [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"bench-{i}"},
+             "spec": {"type": "LoadBalancer", "selector": {"app.kubernetes.io/name": "echo"},
+                      "ports": [{"port": 80, "targetPort": 8080}]}} for i in range(count)]
+
+
+def time_services(env: lifecycle.Environment, count: int) -> float:
+    """Seconds from applying COUNT LoadBalancer Services until every one has an address and
+    answers the outside client (or, without a provider, has been admitted)."""
+    kube, timeout = env.kube, env.settings.wait_timeout
+    services = _lb_services(count)
+    ctx = types.SimpleNamespace(settings=env.settings, client_port=env.client_port)
+
+    def answers(ip: str) -> bool:
+        return bool(probes.dial(ctx, "outside", ip, 80, "hostname", 1).get("responses"))
+
+    started = time.monotonic()
+    kube.apply(services, namespace=BENCH_NAMESPACE)
+    if env.provider.expects_address:
+        def addresses():
+            found = [probes.external_ip(kube.api.sanitize_for_serialization(svc))
+                     for svc in kube.core.list_namespaced_service(BENCH_NAMESPACE).items]
+            return found if len(found) == count and all(found) else None
+
+        def refused():
+            return next(filter(None, (probes.lb_allocation_failure(kube, BENCH_NAMESPACE, svc["metadata"]["name"])
+                                      for svc in services)), None)
+
+        ips = wait_until(f"{count} LoadBalancer Services to get addresses", addresses, timeout=timeout, fail=refused)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            pending = set(ips)
+            deadline = time.monotonic() + timeout
+            while pending and time.monotonic() < deadline:  # an address is announced a moment after it is assigned
+                pending = {ip for ip, ok in zip(pending, pool.map(answers, pending)) if not ok}
+            if pending:
+                raise SvclabError(f"{len(pending)} of {count} LoadBalancer addresses never answered")
+    took = time.monotonic() - started
+    kube.delete(services, namespace=BENCH_NAMESPACE)
+    wait_until("the bench Services to be deleted",
+               lambda: not kube.core.list_namespaced_service(BENCH_NAMESPACE).items, timeout=timeout)
+    return took
+
+
+def services_scaling(env: lifecycle.Environment, ui: UI) -> dict[int, float]:
+    echo = string.Template((lifecycle.MANIFESTS / "echo-spread.yaml").read_text()).substitute(
+        AGNHOST_IMAGE=lifecycle.agnhost_image())
+    env.kube.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": BENCH_NAMESPACE}}])
+    env.kube.apply(load_manifests(echo), namespace=BENCH_NAMESPACE)
+    env.kube.wait_deployment(BENCH_NAMESPACE, "echo", timeout=env.settings.wait_timeout)
+    measured = {}
+    for count in SERVICE_COUNTS:
+        ui.step(f"{count} LoadBalancer Services until every address answers")
+        measured[count] = time_services(env, count)
+    env.kube.delete_namespace(BENCH_NAMESPACE, timeout=env.settings.wait_timeout)
+    return measured
+
+
+def nodes_scaling(settings: Settings, ui: UI, measured: dict[int, float]) -> dict[int, float]:
+    """Cold `up` for each node count not measured yet (MEASURED: nodes -> seconds)."""
+    for nodes in NODE_COUNTS:
+        if nodes in measured:
+            continue
+        shaped = dataclasses.replace(settings, cluster_name=f"{settings.cluster_name}-bench-n{nodes}",
+                                     workers=nodes - 1)
+        ui.step(f"cold `cluster.up` with {nodes} nodes")
+        try:
+            _, measured[nodes] = _timed(lambda: lifecycle.up(shaped, ui))
+        finally:
+            lifecycle.down(shaped, ui)
+    return measured
+
+
 def run_bench(settings: Settings, ui: UI) -> dict:
+    # Room for the largest Service count next to the labs' own LoadBalancer Services.
+    settings = dataclasses.replace(settings, pool_size=max(settings.pool_size, max(SERVICE_COUNTS) + 16))
     bench = dataclasses.replace(settings, cluster_name=f"{settings.cluster_name}-bench")
     bare = dataclasses.replace(settings, cluster_name=f"{settings.cluster_name}-bench-bare")
     kind = Kind(bare, echo=ui.echo)
@@ -64,11 +158,17 @@ def run_bench(settings: Settings, ui: UI) -> dict:
         results, warm = _timed(lambda: [r for lab in steady for r in labs.run_lab(env, lab)])
         failover_results = [r for lab in selected if lab.disruptive for r in labs.run_lab(env, lab)]
         took = next((r.facts.get("failover_seconds") for r in failover_results if "failover_seconds" in r.facts), None)
+        by_services = services_scaling(env, ui)
     finally:
         lifecycle.down(bench, ui)
+    try:
+        by_nodes = nodes_scaling(settings, ui, {settings.workers + 1: svclab_up})
+    finally:
         network.remove_network_if_unused(dc, settings.network)
     everything = results + failover_results
-    return summarize(bare_create=bare_create, svclab_up=svclab_up, warm_labs=warm,
-                     probe_seconds=[r.seconds for r in results], failover=took,
-                     peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                     probes=len(everything), passed=sum(r.passed for r in everything))
+    figures = summarize(bare_create=bare_create, svclab_up=svclab_up, warm_labs=warm,
+                        probe_seconds=[r.seconds for r in results], failover=took,
+                        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                        probes=len(everything), passed=sum(r.passed for r in everything))
+    return {**figures, "by_services": scaling_rows(by_services, "services"),
+            "by_nodes": scaling_rows(by_nodes, "nodes")}

@@ -233,12 +233,22 @@ def bench(c, name=None, provider=None, workers=None, node_image=None, json=None,
 
     settings = _settings(name, provider, workers, node_image, verbose, quiet)
     figures = run_bench(settings, UI(quiet=settings.quiet, verbose=settings.verbose))
+    out = make_console(sys.stdout)
     table = Table(title="svclab bench")
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key, value in figures.items():
-        table.add_row(key, str(value))
-    make_console(sys.stdout).print(table)
+        if not isinstance(value, list):
+            table.add_row(key, str(value))
+    out.print(table)
+    for key in ("by_services", "by_nodes"):
+        rows = figures[key]
+        scaling = Table(title=f"time {key.replace('_', ' ')}")
+        for column in rows[0]:
+            scaling.add_column(column.replace("_", " "), justify="right")
+        for row in rows:
+            scaling.add_row(*(str(v) for v in row.values()))
+        out.print(scaling)
     if json:
         Path(json).write_text(jsonlib.dumps(figures, indent=2) + "\n")
 

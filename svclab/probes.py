@@ -24,6 +24,7 @@ whose /dial endpoint makes the requests; the echo backends answer /hostname and 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import ipaddress
 import json
 import re
@@ -255,15 +256,52 @@ def observe_service(ctx, spec: Mapping[str, Any]) -> Observation:
     )
 
 
-def _external_ip(svc: dict[str, Any]) -> str | None:
+def external_ip(svc: dict[str, Any]) -> str | None:
     for ingress in _field(svc, "status.loadBalancer.ingress") or []:
         if ingress.get("ip"):
             return ingress["ip"]
     return None
 
 
+_external_ip = external_ip
+
+# Warning events a load-balancer implementation leaves on a Service it cannot serve (MetalLB's
+# allocator; the service controller that runs kube-vip's cloud provider).
+LB_FAILURE_REASONS = ("AllocationFailed", "SyncLoadBalancerFailed")
+
+
+def lb_allocation_failure(kube, namespace: str, name: str, since: str | None = None) -> str | None:
+    """Why the Service NAMESPACE/NAME got no address, as its implementation said it in a Warning
+    event (at or after SINCE, an ISO 8601 time: events of an earlier Service of that name do not
+    count), or None."""
+    since_time = datetime.datetime.fromisoformat(since) if since else None
+    events = kube.core.list_namespaced_event(
+        namespace, field_selector=f"involvedObject.kind=Service,involvedObject.name={name}").items
+    for event in events:
+        when = event.last_timestamp or event.event_time or event.metadata.creation_timestamp
+        if event.type == "Warning" and event.reason in LB_FAILURE_REASONS \
+                and (since_time is None or (when and when >= since_time)):
+            return f"{event.reason}: {event.message}"
+    return None
+
+
 def wait_external_ip(ctx, name: str, timeout: float) -> str | None:
-    ip, _ = poll(lambda: _external_ip(_service(ctx, name)), bool, timeout=timeout)
+    """The Service's external address, waited for; an error as soon as the implementation says it
+    cannot give one (an exhausted pool), rather than at the deadline."""
+    namespace, _, short = name.rpartition("/")
+    namespace = namespace or ctx.namespace
+
+    def observe():
+        svc = _service(ctx, name)
+        ip = external_ip(svc)
+        failure = None if ip else lb_allocation_failure(ctx.kube, namespace, short,
+                                                        since=svc["metadata"].get("creationTimestamp"))
+        return ip, failure
+
+    (ip, failure), _ = poll(observe, lambda seen: bool(seen[0] or seen[1]), timeout=timeout)
+    if failure:
+        raise SvclabError(f"Service {namespace}/{short} gets no load-balancer address: {failure}",
+                          hint="free addresses (delete LoadBalancer Services) or raise pool_size")
     return ip
 
 

@@ -9,3 +9,13 @@ def test_summary_figures():
     assert figures["peak_rss_mb"] == 80.0
     assert summarize(bare_create=0, svclab_up=1, warm_labs=1, probe_seconds=[], failover=None, peak_rss_mb=1,
                      probes=0, passed=0)["up_over_bare_ratio"] is None
+
+
+def test_scaling_rows_show_growth_against_the_smallest_count():
+    from svclab.bench import scaling_rows
+
+    rows = scaling_rows({10: 12.0, 1: 4.0, 50: 30.0}, "services")
+    assert [r["services"] for r in rows] == [1, 10, 50]
+    assert rows[1] == {"services": 10, "seconds": 12.0, "seconds_per_service": 1.2, "growth": 3.0, "count_ratio": 10.0}
+    assert rows[2]["growth"] == 7.5 and rows[2]["count_ratio"] == 50.0
+    assert scaling_rows({1: 20.0, 5: 50.0}, "nodes")[1]["seconds_per_node"] == 10.0
