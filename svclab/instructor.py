@@ -27,7 +27,6 @@ from .lifecycle import Environment
 __all__ = ["step_lab", "rules_hint", "question", "answer", "before_after"]
 
 DEFAULT_CLUSTER = "svclab"
-_SOURCE_WORDS = {"node": "a node's address", "client": "the client's own address", "pod": "a pod's address"}
 _SAW = re.compile(r"^externalTrafficPolicy=(\w+): .*backend saw (\S+) \((\w+)\)")
 
 
@@ -73,11 +72,11 @@ def _sources(flip: Result) -> dict[str, str]:
     seen = {}
     for line in flip.evidence:
         if match := _SAW.match(line):
-            seen[match.group(1)] = f"{match.group(2)} ({_SOURCE_WORDS.get(match.group(3), match.group(3))})"
+            seen[match.group(1)] = f"{match.group(2)} ({match.group(3)})"
     for side in ("before", "after"):
         policy, kind = flip.facts.get(f"{side}_policy"), flip.facts.get(f"{side}_source")
         if policy and policy not in seen:
-            seen[policy] = _SOURCE_WORDS.get(kind, kind) if kind else "no answer"
+            seen[policy] = f"a {kind} address" if kind else "no answer"
     return seen
 
 
@@ -85,20 +84,20 @@ def before_after(flip: Result, health: Result | None) -> Table:
     """The policy-flip probe's facts as a table: one column per policy, the source the backend
     saw, and (from the lab's health-check probe, when it ran) each node's health-check answer."""
     before, after = flip.facts.get("before_policy", "?"), flip.facts.get("after_policy", "?")
-    table = Table(title="before / after", title_justify="left", show_lines=False)
+    table = Table(title="before / after", title_justify="left", caption_justify="left")
     table.add_column("", no_wrap=True)
     table.add_column(f"{before} (before)")
     table.add_column(f"{after} (after)")
     sources = _sources(flip)
     table.add_row("source the backend saw", sources.get(before, "?"), sources.get(after, "?"))
     if health is not None:
+        table.add_row("health check answer on", "", "")
         for node, code in sorted(health.facts.get("codes", {}).items()):
             local = f"HTTP {code}" if code else "no answer"
-            cells = {policy: "no healthCheckNodePort" if policy == "Cluster" else local for policy in (before, after)}
-            table.add_row(f"health check on {node}", cells[before], cells[after])
-        table.caption = (f"health checks as observed by probe {health.probe} "
-                         f"(a Local Service over the same pod)")
-        table.caption_justify = "left"
+            cells = {policy: "none" if policy == "Cluster" else local for policy in (before, after)}
+            table.add_row(f"  {node}", cells[before], cells[after])
+        table.caption = ("Cluster: no healthCheckNodePort, every node takes traffic. Local: as observed by "
+                         f"probe {health.probe} (a Local Service over the same pod).")
     return table
 
 

@@ -135,13 +135,22 @@ def test_before_after_table_from_the_recorded_facts():
     text = _render(instructor.before_after(flip, health))
     rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:4]]
             for line in text.splitlines() if line.count("│") == 4}
-    assert rows["source the backend saw"] == ["10.244.1.1 (a node's address)",
-                                              "172.18.255.238 (the client's own address)"]
-    assert rows["health check on n1"] == ["no healthCheckNodePort", "HTTP 200"]
-    assert rows["health check on cp"] == ["no healthCheckNodePort", "HTTP 503"]
-    assert rows["health check on n2"] == ["no healthCheckNodePort", "no answer"]
+    assert rows["source the backend saw"] == ["10.244.1.1 (node)", "172.18.255.238 (client)"]
+    assert rows["n1"] == ["none", "HTTP 200"]
+    assert rows["cp"] == ["none", "HTTP 503"]
+    assert rows["n2"] == ["none", "no answer"]
     assert "Cluster (before)" in text and "Local (after)" in text
-    assert "probe health-check-per-node" in text
+    assert "probe health-check-per-node" in text and "no healthCheckNodePort" in text
+
+
+def test_before_after_fits_a_narrow_terminal():
+    _, flip, health = _flip_and_health()
+    health.facts["codes"] = {"svclab-instr-control-plane": 503, "svclab-instr-worker": 200}
+    buffer = io.StringIO()
+    Console(file=buffer, width=80, highlight=False).print(instructor.before_after(flip, health))
+    text = buffer.getvalue()
+    assert "Cluster (before)" in text and "Local (after)" in text and "172.18.255.238 (client)" in text
+    assert any("svclab-instr-control-plane" in line and "HTTP 503" in line for line in text.splitlines())
 
 
 def test_before_after_without_addresses_or_health_checks():
@@ -149,7 +158,7 @@ def test_before_after_without_addresses_or_health_checks():
     flip.evidence = []
     flip.facts["after_source"] = None
     text = _render(instructor.before_after(flip, None))
-    assert "a node's address" in text and "no answer" in text
+    assert "a node address" in text and "no answer" in text
     assert "health check" not in text
 
 
