@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,10 @@ __all__ = ["BACKEND_NODE_LABEL", "Kind", "find_tool", "render_kind_config", "sha
 
 BACKEND_NODE_LABEL = "svclab.io/backend-node"
 RECORD_FILE = "cluster.json"
+KIND_CLUSTER_LABEL = "io.x-k8s.kind.cluster"
+# After `kind create` is stopped, Docker still completes a node container kind had asked for (the
+# request outlives the client that made it); `delete` watches this long for such a latecomer.
+STOPPED_CREATE_SETTLE = 10.0
 
 
 def find_tool(name: str, settings: Settings) -> str:
@@ -96,6 +101,7 @@ class Kind:
         self.binary = find_tool("kind", settings)
         self.echo = echo
         self.env = {"KIND_EXPERIMENTAL_DOCKER_NETWORK": settings.network}
+        self.create_stopped_at: float | None = None   # when a `create` failed or was interrupted
 
     def _run(self, *args: str, timeout: float | None = None):
         return run([self.binary, *args], env=self.env, timeout=timeout, echo=self.echo)
@@ -117,7 +123,11 @@ class Kind:
                 "--kubeconfig", str(s.kubeconfig), "--retain"]
         if s.node_image:
             args += ["--image", s.node_image]
-        self._run(*args, timeout=s.wait_timeout + 600)
+        try:
+            self._run(*args, timeout=s.wait_timeout + 600)
+        except BaseException:
+            self.create_stopped_at = time.monotonic()
+            raise
 
     def write_kubeconfig(self) -> None:
         s = self.settings
@@ -126,6 +136,32 @@ class Kind:
     def delete(self) -> None:
         s = self.settings
         self._run("delete", "cluster", "--name", s.cluster_name, "--kubeconfig", str(s.kubeconfig), timeout=300)
+        if self.create_stopped_at is not None:
+            self._remove_latecomers(self.create_stopped_at + STOPPED_CREATE_SETTLE)
+
+    def _remove_latecomers(self, until: float) -> None:
+        """Removes (with their volumes) node containers of this cluster that Docker finishes
+        creating after `kind delete` looked, until the monotonic time UNTIL."""
+        from docker.errors import APIError, NotFound
+
+        from .network import docker_client
+
+        dc = docker_client()
+        label = f"{KIND_CLUSTER_LABEL}={self.settings.cluster_name}"
+        while True:
+            for container in dc.containers.list(all=True, sparse=True, filters={"label": label}):
+                if self.echo:
+                    self.echo(f"$ docker rm --force --volumes {container.id[:12]}")
+                try:
+                    container.remove(force=True, v=True)
+                except NotFound:
+                    pass
+                except APIError as e:
+                    if e.status_code != 409:   # 409: its removal is already in progress
+                        raise
+            if time.monotonic() >= until:
+                return
+            time.sleep(0.5)
 
     def export_logs(self, dest: Path) -> None:
         self._run("export", "logs", str(dest), "--name", self.settings.cluster_name, timeout=300)

@@ -132,6 +132,13 @@ class LeakCounter:
             volumes = {m["Name"] for m in c.get("Mounts") or [] if m.get("Type") == "volume" and m.get("Name")}
             mounted |= volumes
             if any(self._mine(n, c.get("Labels") or {}) for n in names):
+                # The list leaves out the mounts of a container still being created: ask it.
+                try:
+                    details = self.dc.api.inspect_container(c["Id"])
+                    volumes |= {m["Name"] for m in details.get("Mounts") or [] if m.get("Type") == "volume"}
+                except NotFound:
+                    pass
+                mounted |= volumes
                 mine.append({"name": names[0] if names else c["Id"][:12], "id": c["Id"][:12],
                              "state": c.get("State", ""), "volumes": volumes})
         return mine, mounted
@@ -220,7 +227,8 @@ class LeakCounter:
 
     def node_ids(self, cluster: str) -> dict[str, str]:
         """{node container name: full id} of one kind cluster."""
-        return {c.name: c.id for c in self.dc.containers.list(all=True, filters={"label": f"{KIND_LABEL}={cluster}"})}
+        found = self.dc.api.containers(all=True, filters={"label": f"{KIND_LABEL}={cluster}"})
+        return {c["Names"][0].lstrip("/"): c["Id"] for c in found if c.get("Names")}
 
     def remove_everything(self, keep: Iterable[str] = ()) -> list[str]:
         """Last resort after a failed test: deletes what is left of the prefix's clusters except

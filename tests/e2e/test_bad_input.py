@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import docker
@@ -360,3 +361,39 @@ def test_interrupt_during_up(case, shaped, n):
     changes = diff(case.before, case.counter.snapshot())
     assert not changes, f"interrupted after step {n} ({seen[-1]!r}), left behind:\n" + "\n".join(changes)
     assert not (case.state / "svclab" / "clusters" / name).exists()
+
+
+def _node_has(container: str, path: str) -> bool:
+    proc = subprocess.run(["docker", "exec", container, "test", "-e", path], capture_output=True, timeout=30)
+    return proc.returncode == 0
+
+
+@pytest.mark.parametrize("moment", ["node-container-created", "kubeadm-init-running"])
+def test_interrupt_while_kind_creates_the_nodes(case, moment):
+    """Ctrl-C inside the kind step: once the node container exists, and once kubeadm has begun
+    writing the control plane's configuration in it."""
+    name = f"{PREFIX}kc{'1' if moment.startswith('node') else '2'}"
+    node = f"{name}-control-plane"
+    running = Running("cluster.up", "--name", name, "--workers", "0", env=case.env(), cwd=case.tmp)
+    try:
+        running.wait_for_steps(1, timeout=300, tick=case.counter.observe)
+        deadline = time.monotonic() + 300
+        while True:
+            assert running.proc.poll() is None, "cluster.up ended before the moment came:\n" + "".join(running.stderr)
+            assert time.monotonic() < deadline, f"no {moment} within 300s"
+            case.counter.observe()
+            if case.counter.node_ids(name) and (moment.startswith("node")
+                                                or _node_has(node, "/etc/kubernetes/manifests/kube-apiserver.yaml")):
+                break
+            time.sleep(0.2)
+        running.signal(signal.SIGINT)
+        run = running.finish(timeout=300, tick=case.counter.observe)
+    finally:
+        if running.proc.poll() is None:
+            running.signal(signal.SIGKILL)
+    assert run.returncode == EXIT_INTERRUPTED, str(run)
+    assert run.errors == ["error: interrupted"], str(run)
+    if moment.startswith("kubeadm"):
+        assert case.counter.known_volumes, "the node's volume was never seen"
+    changes = diff(case.before, case.counter.snapshot())
+    assert not changes, f"interrupted at {moment}, left behind:\n" + "\n".join(changes)
