@@ -72,7 +72,8 @@ def time_services(env: lifecycle.Environment, count: int) -> float:
     answers the outside client (or, without a provider, has been admitted)."""
     kube, timeout = env.kube, env.settings.wait_timeout
     services = _lb_services(count)
-    ctx = types.SimpleNamespace(settings=env.settings, client_port=env.client_port)
+    ctx = types.SimpleNamespace(settings=env.settings, client_port=env.client_port,
+                                topology=types.SimpleNamespace(pool=env.pool))
 
     def answers(ip: str) -> bool:
         return bool(probes.dial(ctx, "outside", ip, 80, "hostname", 1).get("responses"))

@@ -346,7 +346,7 @@ def curl_with_host(ctx, ip: str, port: int, host_header: str, request: str, trie
     """Like agnhost's /dial, but with a Host header (for Ingress rules); from the outside client."""
     if not _HOSTNAME.match(host_header) or not re.match(r"^[a-z]*$", request):
         raise UsageError(f"invalid host {host_header!r} or request {request!r} in a probe")
-    ip, port = str(ipaddress.IPv4Address(ip)), int(port)  # validated: they go into a command line
+    ip, port = lab_address(ctx, ip), int(port)  # validated: they go into a command line
     cmd = f"curl -s -f -m {ctx.settings.probe_timeout:g} -H 'Host: {host_header}' http://{ip}:{port}/{request}"
     responses, errors = [], []
     for _ in range(tries):
@@ -358,7 +358,29 @@ def curl_with_host(ctx, ip: str, port: int, host_header: str, request: str, trie
     return {"responses": responses, "errors": errors}
 
 
+# kind's default Service and pod networks, which svclab's kind config keeps.
+CLUSTER_NETWORKS = (ipaddress.ip_network("10.96.0.0/16"), ipaddress.ip_network("10.244.0.0/16"))
+
+
+def lab_address(ctx, host: str, *, in_cluster: bool = False) -> str:
+    """HOST, checked to be a lab address: an IPv4 address on svclab's docker network (nodes, the
+    pool) or in the cluster's Service and pod networks (the outside client, which has no default
+    route, tries those to show they are unreachable), or for the in-cluster client a cluster DNS
+    name. Probes send traffic nowhere else; the result is safe to put into a command line."""
+    if in_cluster and host.endswith(".svc.cluster.local") and _HOSTNAME.match(host):
+        return host
+    try:
+        ip = ipaddress.IPv4Address(host)
+    except ValueError:
+        raise SvclabError(f"refusing to probe {host!r}: not an IPv4 address") from None
+    allowed = [ipaddress.ip_network(ctx.topology.pool.subnet), *CLUSTER_NETWORKS]
+    if not any(ip in net for net in allowed):
+        raise SvclabError(f"refusing to probe {ip}: outside svclab's networks ({', '.join(map(str, allowed))})")
+    return str(ip)
+
+
 def dial(ctx, source: str, host: str, port: int, request: str, tries: int) -> dict[str, list[str]]:
+    host = lab_address(ctx, host, in_cluster=source != "outside")
     query = [("request", request), ("protocol", "http"), ("host", host), ("port", str(port)), ("tries", str(tries))]
     budget = tries * (ctx.settings.probe_timeout + 1) + 10
     if source == "outside":
@@ -465,7 +487,7 @@ def observe_health_check(ctx, spec: Mapping[str, Any]) -> Observation:
 def _health_codes(ctx, port: int) -> tuple[dict[str, int], list[str]]:
     codes, evidence = {}, []
     for node in ctx.topology.nodes:
-        ip = str(ipaddress.IPv4Address(node.ip))  # validated: it goes into a command line
+        ip = lab_address(ctx, node.ip)  # validated: it goes into a command line
         cmd = f"curl -s -m {int(ctx.settings.probe_timeout)} -w '\\n%{{http_code}}' http://{ip}:{port}/"
         output = outside_shell(ctx, cmd, timeout=ctx.settings.probe_timeout).get("output", "")
         body, _, code = output.rpartition("\n")
@@ -615,7 +637,7 @@ def arp_holder(ctx, ip: str) -> str | None:
 
 def _outside_get(ctx, ip: str, port: int, path: str, timeout: float) -> str | None:
     """One quick HTTP GET from the outside client (curl, so the timeout can be short)."""
-    ip, port = str(ipaddress.IPv4Address(ip)), int(port)  # validated: they go into a command line
+    ip, port = lab_address(ctx, ip), int(port)  # validated: they go into a command line
     cmd = f"curl -s -f -m {timeout:g} http://{ip}:{port}/{path}"
     out = outside_shell(ctx, cmd, timeout=timeout)
     return out.get("output") if "error" not in out else None

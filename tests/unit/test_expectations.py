@@ -87,3 +87,22 @@ def test_policy_flip():
         "source stayed node"]
     assert check_expectation({"flips_source": True}, {"before_source": "node", "after_source": None}) == [
         "no source address observed"]
+
+
+def test_probes_only_target_lab_addresses():
+    import types
+
+    import pytest
+
+    from svclab.errors import SvclabError
+    from svclab.probes import lab_address
+
+    ctx = types.SimpleNamespace(topology=types.SimpleNamespace(pool=types.SimpleNamespace(subnet="172.18.0.0/16")))
+    assert lab_address(ctx, "172.18.255.250") == "172.18.255.250"
+    assert lab_address(ctx, "10.96.12.1") == "10.96.12.1"            # a ClusterIP
+    assert lab_address(ctx, "echo.svclab-dns.svc.cluster.local", in_cluster=True).startswith("echo.")
+    for bad, in_cluster in (("8.8.8.8", False), ("192.168.1.1", True), ("127.0.0.1", False),
+                            ("echo.svclab-dns.svc.cluster.local", False), ("example.com", True),
+                            ("172.18.0.1; rm -rf /", False)):
+        with pytest.raises(SvclabError, match="refusing to probe"):
+            lab_address(ctx, bad, in_cluster=in_cluster)
