@@ -19,6 +19,7 @@ from .errors import SvclabError
 __all__ = ["Finding", "gather", "judge", "run_doctor"]
 
 OK, WARN, FAIL = "ok", "warn", "fail"
+TESTBED_REGISTRY = "svclab.local/"   # images only the test bed builds; no registry serves them
 CAP_SYS_RESOURCE = 24
 
 
@@ -50,6 +51,12 @@ def gather(settings: Settings) -> dict:
         facts["cgroup_version"] = str(info.get("CgroupVersion", ""))
         facts["default_runtime"] = info.get("DefaultRuntime")
         facts["containers"] = [(c.name, c.image.tags[0] if c.image.tags else "") for c in dc.containers.list()]
+        if settings.node_image:
+            try:
+                dc.images.get(settings.node_image)
+                facts["node_image"] = (settings.node_image, True)
+            except docker.errors.ImageNotFound:
+                facts["node_image"] = (settings.node_image, False)
         net = next((n for n in dc.networks.list(names=[settings.network]) if n.name == settings.network), None)
         facts["network_subnets"] = [c["Subnet"] for c in ((net.attrs.get("IPAM") or {}).get("Config") or [])] if net else []
     except Exception as e:  # noqa: BLE001 - any failure to talk to Docker is the finding itself
@@ -110,12 +117,24 @@ def judge(facts: dict, *, kube_minor: int = 34) -> list[Finding]:
         if have is not None and have < want:
             findings.append(Finding(f"inotify {key}", WARN, f"{have} (multi-node clusters need {want})",
                                     f"sudo sysctl fs.inotify.{key}={want}"))
-    if facts.get("cap_sys_resource") is False and facts.get("default_runtime") in (None, "runc"):
+    image = facts.get("node_image")
+    if image and image[1]:
+        findings.append(Finding("node image", OK, f"{image[0]} is in local Docker"))
+    elif image and image[0].startswith(TESTBED_REGISTRY):
+        findings.append(Finding("node image", FAIL, f"{image[0]} is not in local Docker (test-bed images are built "
+                                "on this machine, never pulled)",
+                                "build it with `invoke testbed.build`, or unset SVCLAB_NODE_IMAGE to use kind's default"))
+    elif image:
+        findings.append(Finding("node image", WARN, f"{image[0]} is not in local Docker: `cluster.up` will pull it",
+                                f"`docker pull {image[0]}` now, or set SVCLAB_NODE_IMAGE to an image this machine has"))
+    runtime = facts.get("default_runtime")
+    if facts.get("cap_sys_resource") is False and (runtime == "runc" or (runtime is None and not facts.get("docker_error"))):
         findings.append(Finding("capabilities", FAIL,
                                 "CAP_SYS_RESOURCE is missing from the bounding set: `docker run --privileged` (kind nodes) fails",
                                 "run scripts/host-setup.sh (registers a runtime that drops that capability)"))
-    elif facts.get("cap_sys_resource") is False:
-        findings.append(Finding("capabilities", OK, f"CAP_SYS_RESOURCE missing; handled by runtime {facts['default_runtime']}"))
+    elif facts.get("cap_sys_resource") is False and runtime:
+        findings.append(Finding("capabilities", OK, f"CAP_SYS_RESOURCE missing; handled by runtime {runtime}"))
+    # (While Docker does not answer, the runtime it would use is unknown: the docker row says why.)
     for subnet in facts.get("network_subnets") or []:
         if ":" in subnet:
             continue
