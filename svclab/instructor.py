@@ -21,12 +21,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import labs
+from .config import Settings
 from .labs import Lab, Probe, Result
 from .lifecycle import Environment
 
 __all__ = ["step_lab", "rules_hint", "question", "answer", "before_after"]
 
-DEFAULT_CLUSTER = "svclab"
+DEFAULT_CLUSTER = Settings.cluster_name
 _SAW = re.compile(r"^externalTrafficPolicy=(\w+): .*backend saw (\S+) \((\w+)\)")
 
 
@@ -128,4 +129,5 @@ def step_lab(env: Environment, lab: Lab, out: Console, *, pause: bool,
             result = labs.run_probe(ctx, probe)
         answer(out, lab, probe, result, cluster=env.settings.cluster_name, earlier=results)
         results.append(result)
+    out.print()
     return results
