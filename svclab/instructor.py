@@ -13,7 +13,6 @@ running them in order keeps "no answer" an observation rather than a race with k
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 
 from rich.console import Console
@@ -28,7 +27,6 @@ from .lifecycle import Environment
 __all__ = ["step_lab", "rules_hint", "question", "answer", "before_after"]
 
 DEFAULT_CLUSTER = Settings.cluster_name
-_SAW = re.compile(r"^externalTrafficPolicy=(\w+): .*backend saw (\S+) \((\w+)\)")
 
 
 def rules_hint(lab: Lab, probe: Probe, cluster: str) -> str | None:
@@ -69,15 +67,12 @@ def answer(out: Console, lab: Lab, probe: Probe, result: Result, *, cluster: str
 
 
 def _sources(flip: Result) -> dict[str, str]:
-    """Per policy, the source the backend saw: the address (from the evidence) and its kind (facts)."""
+    """Per policy, the source the backend saw: its address and kind, from the probe's facts."""
     seen = {}
-    for line in flip.evidence:
-        if match := _SAW.match(line):
-            seen[match.group(1)] = f"{match.group(2)} ({match.group(3)})"
     for side in ("before", "after"):
-        policy, kind = flip.facts.get(f"{side}_policy"), flip.facts.get(f"{side}_source")
-        if policy and policy not in seen:
-            seen[policy] = f"a {kind} address" if kind else "no answer"
+        policy, kind, ip = (flip.facts.get(f"{side}_{key}") for key in ("policy", "source", "ip"))
+        if policy:
+            seen[policy] = f"{ip} ({kind})" if ip and kind else (f"a {kind} address" if kind else "no answer")
     return seen
 
 

@@ -532,34 +532,34 @@ def observe_policy_flip(ctx, spec: Mapping[str, Any]) -> Observation:
     name = spec["service"]
     target = {"service": name, "via": "node-port", "nodes": "backend"}
 
-    def source_kind() -> tuple[str | None, str]:
+    def source_kind() -> tuple[str | None, str, str | None]:
         label, host, port = http_targets(ctx, target)[0]
         got = dial(ctx, "outside", host, port, "clientip", 1).get("responses", [])
         if not got:
-            return None, f"{label}: no answer"
+            return None, f"{label}: no answer", None
         ip = got[0].rsplit(":", 1)[0]
         kind = ctx.topology.source_kind(ip, ctx.topology.client_ip)
-        return kind, f"{label}: backend saw {ip} ({kind})"
+        return kind, f"{label}: backend saw {ip} ({kind})", ip
 
     policy = _service(ctx, name)["spec"]["externalTrafficPolicy"]
     flipped = "Local" if policy == "Cluster" else "Cluster"
-    before, seen_before = source_kind()
+    before, seen_before, before_ip = source_kind()
     evidence = [f"externalTrafficPolicy={policy}: {seen_before}"]
     patch = lambda value: ctx.kube.core.patch_namespaced_service(  # noqa: E731
         name, ctx.namespace, {"spec": {"externalTrafficPolicy": value}})
     patch(flipped)
-    after = None
+    after = after_ip = None
     try:
         # kube-proxy reprograms the node within moments: look again until the source changes.
-        (after, seen_after), _ = poll(source_kind, lambda seen: bool(seen[0] and seen[0] != before),
-                                      timeout=ctx.settings.wait_timeout / 8)
+        (after, seen_after, after_ip), _ = poll(source_kind, lambda seen: bool(seen[0] and seen[0] != before),
+                                                timeout=ctx.settings.wait_timeout / 8)
         evidence.append(f"externalTrafficPolicy={flipped}: {seen_after}")
     finally:
         patch(policy)
         evidence.append(f"externalTrafficPolicy set back to {policy}")
     return Observation(f"{policy}: {before or 'no answer'} → {flipped}: {after or 'no answer'}", evidence,
-                       {"before_policy": policy, "before_source": before, "after_policy": flipped,
-                        "after_source": after})
+                       {"before_policy": policy, "before_source": before, "before_ip": before_ip,
+                        "after_policy": flipped, "after_source": after, "after_ip": after_ip})
 
 
 def observe_rejects(ctx, spec: Mapping[str, Any]) -> Observation:

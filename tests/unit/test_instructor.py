@@ -117,8 +117,8 @@ def _flip_and_health():
         "externalTrafficPolicy=Cluster: n1 172.18.0.4:31700: backend saw 10.244.1.1 (node)",
         "externalTrafficPolicy=Local: n1 172.18.0.4:31700: backend saw 172.18.255.238 (client)",
         "externalTrafficPolicy set back to Cluster",
-    ], facts={"before_policy": "Cluster", "before_source": "node", "after_policy": "Local",
-              "after_source": "client", "rounds": 1})
+    ], facts={"before_policy": "Cluster", "before_source": "node", "before_ip": "10.244.1.1",
+              "after_policy": "Local", "after_source": "client", "after_ip": "172.18.255.238", "rounds": 1})
     health = _result(health_probe, observed="200 on n1", facts={
         "codes": {"cp": 503, "n1": 200, "n2": 0}, "backend_nodes": ["n1"], "rounds": 1})
     return flip_probe, flip, health
@@ -155,8 +155,7 @@ def test_before_after_fits_a_narrow_terminal():
 
 def test_before_after_without_addresses_or_health_checks():
     _, flip, _ = _flip_and_health()
-    flip.evidence = []
-    flip.facts["after_source"] = None
+    flip.facts.update(before_ip=None, after_source=None, after_ip=None)
     text = _render(instructor.before_after(flip, None))
     assert "a node address" in text and "no answer" in text
     assert "health check" not in text
