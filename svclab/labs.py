@@ -75,6 +75,7 @@ class Lab:
     directory: Path
     disruptive: bool = False    # changes the cluster on purpose (stops a node): runs last
     upstream: tuple[str, ...] = ()  # pinned upstream manifests (pins.toml sections) applied first
+    needs_ingress: bool = False     # probes the cluster's Ingress controller (cluster.up --ingress)
 
     @property
     def namespace(self) -> str:
@@ -152,7 +153,7 @@ def parse_lab(lab_id: str, data: Any, directory: Path) -> Lab:
         id=lab_id, title=str(data["title"]), claims=tuple(data.get("claims") or ()),
         manifests=tuple(data.get("manifests") or ()), deployments=tuple(data.get("deployments") or ()),
         probes=tuple(parsed), directory=directory, disruptive=bool(data.get("disruptive", False)),
-        upstream=tuple(data.get("upstream") or ()),
+        upstream=tuple(data.get("upstream") or ()), needs_ingress=bool(data.get("needs_ingress", False)),
     )
 
 
@@ -279,6 +280,9 @@ def run_probe(ctx: ProbeContext, probe: Probe) -> Result:
 
 def start_lab(env: Environment, lab: Lab) -> ProbeContext:
     """Applies LAB, waits for its workloads and returns what its probes need."""
+    if lab.needs_ingress and env.settings.ingress == "none":
+        raise UsageError(f"lab {lab.id} needs the cluster's Ingress controller, and ingress is set to 'none'",
+                         hint="unset SVCLAB_INGRESS (or set it to traefik) and run the lab again")
     env.step(f"lab {lab.id}: {lab.title}")
     prepare(env, lab)
     topology, client_pod = _topology(env, lab.namespace)

@@ -67,3 +67,15 @@ def test_disruptive_labs_run_last():
     ids = labs.available_labs()
     assert ids[-1] == "failover" and labs.load_lab("failover").disruptive
     assert not any(labs.load_lab(i).disruptive for i in ids[:-1])
+
+
+def test_ingress_lab_refuses_a_cluster_without_an_ingress_controller():
+    import types
+
+    from svclab.config import Settings
+
+    lab = labs.load_lab("ingress")
+    assert lab.needs_ingress and not labs.load_lab("nodeport").needs_ingress
+    env = types.SimpleNamespace(settings=Settings(ingress="none"))
+    with pytest.raises(UsageError, match="needs the cluster's Ingress controller"):
+        labs.start_lab(env, lab)
