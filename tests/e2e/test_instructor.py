@@ -1,11 +1,10 @@
-"""Instructor mode on its own cluster: step mode tells each probe's story in order without ever
+"""Instructor mode on the session's MetalLB cluster: step mode tells each probe's story in order without ever
 waiting when stdin is not a terminal, the policy flip shows its before/after from real facts, and
 lab.rules shows the node rules kube-proxy wrote for a lab's Service."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,20 +13,10 @@ import pytest
 
 from svclab import labs
 
-from .conftest import svclab
+from .conftest import CLUSTER, svclab
 
 pytestmark = pytest.mark.e2e
-NAME = os.environ.get("SVCLAB_E2E_INSTR_CLUSTER", "svclab-e2e-instr")
-
-
-@pytest.fixture(scope="module")
-def instr_cluster():
-    proc = subprocess.run(["docker", "info"], capture_output=True, text=True)
-    assert proc.returncode == 0, "Docker does not answer: run scripts/host-setup.sh"
-    svclab("cluster.up", "--name", NAME, "--provider", "metallb")
-    yield NAME
-    if not os.environ.get("SVCLAB_KEEP_CLUSTER"):
-        svclab("cluster.down", "--name", NAME)
+NAME = CLUSTER
 
 
 def step(lab_id: str, *extra: str, tmp: Path) -> tuple[subprocess.CompletedProcess[str], dict]:
@@ -54,7 +43,7 @@ def assert_story_in_order(lab_id: str, stdout: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def nodeport(instr_cluster, tmp_path_factory):
+def nodeport(cluster, tmp_path_factory):
     return step("nodeport", tmp=tmp_path_factory.mktemp("nodeport"))
 
 
@@ -71,7 +60,7 @@ def test_nodeport_step_by_step(nodeport):
     assert proc.stdout.index("7/7 probes as expected") > proc.stdout.rindex("Observed: ")
 
 
-def test_traffic_policy_before_and_after(instr_cluster, tmp_path):
+def test_traffic_policy_before_and_after(cluster, tmp_path):
     proc, data = step("traffic-policy", "--no-pause", tmp=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert_story_in_order("traffic-policy", proc.stdout)
