@@ -231,8 +231,8 @@ class LeakCounter:
         return {c["Names"][0].lstrip("/"): c["Id"] for c in found if c.get("Names")}
 
     def remove_everything(self, keep: Iterable[str] = ()) -> list[str]:
-        """Last resort after a failed test: deletes what is left of the prefix's clusters except
-        KEEP (and their networks while in use), so that one failure does not spill into the next
+        """Last resort after a failed test: deletes what is left of the prefix's clusters and
+        networks except those named in KEEP, so that one failure does not spill into the next
         test. Returns what it removed."""
         keep = set(keep)
         removed = []
@@ -251,11 +251,13 @@ class LeakCounter:
             except NotFound:
                 pass
         for n in self._networks():
+            if n.split()[0] in keep:
+                continue
             try:
                 self.dc.api.remove_network(n.split()[1])
                 removed.append(n)
             except docker.errors.APIError:
-                pass   # still used by a cluster that is kept
+                pass   # still in use
         for v in self.known_volumes & self._all_volumes():
             try:
                 self.dc.api.remove_volume(v, force=True)

@@ -71,7 +71,7 @@ def case(tmp_path):
     c.before = c.counter.snapshot()
     yield c
     # A failed case must not spill into the next one: remove what it left (the shared cluster aside).
-    c.counter.remove_everything(keep=[SHAPED])
+    c.counter.remove_everything(keep=[SHAPED, NETWORK])
 
 
 # ------------------------------------------------------------------ flags and settings
