@@ -7,16 +7,19 @@ import functools
 import importlib.util
 import json as jsonlib
 import os
+import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from docker.errors import DockerException
 from invoke import Collection, Exit, Program, Task
+from invoke.exceptions import ParseError
 from kubernetes.client.rest import ApiException
 
 from . import __version__, labs, lifecycle, report
 from .config import load_settings
-from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, SvclabError, UsageError
+from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, SvclabError, UsageError
 from .ui import UI, make_console
 
 __all__ = ["namespace", "program", "main"]
@@ -155,8 +158,20 @@ def lab_task(lab_id: str) -> Task:
                  junit=junit, markdown=markdown, diagnostics=diagnostics, verbose=verbose, quiet=quiet,
                  step=step, pause=pause)
 
-    title = labs.load_lab(lab_id).title
-    task.__doc__ = f"{title} (brings the cluster up if needed)."
+    task.__doc__ = f"{labs.load_lab(lab_id).title} (brings the cluster up if needed)."
+    return Task(task, name=lab_id, help=LAB_HELP)
+
+
+def broken_lab_task(lab_id: str, error: UsageError) -> Task:
+    """Stands in for a lab whose definition does not load: every other task keeps working, and
+    this one says what is wrong with the definition."""
+
+    @guarded
+    def task(c, name=None, provider=None, workers=None, node_image=None, json=None, junit=None, markdown=None,
+             diagnostics=None, verbose=False, quiet=False, step=False, pause=True):
+        raise error
+
+    task.__doc__ = f"(broken definition: {error.message})"
     return Task(task, name=lab_id, help=LAB_HELP)
 
 
@@ -192,8 +207,11 @@ def lab_rules(c, service=None, name=None, node=None):
 
 
 lab = Collection("lab")
-for lab_id in labs.available_labs():
-    lab.add_task(lab_task(lab_id))
+for lab_id in labs.lab_ids():
+    try:
+        lab.add_task(lab_task(lab_id))
+    except UsageError as e:
+        lab.add_task(broken_lab_task(lab_id, e))
 lab.add_task(Task(all_labs, name="all", help=LAB_HELP))
 lab.add_task(Task(list_labs, name="list"))
 lab.add_task(Task(lab_rules, name="rules", help={"service": "the Service, as NAMESPACE/NAME",
@@ -298,9 +316,14 @@ def _load_results(results: str) -> list[dict]:
     docs = []
     for path in paths:
         try:
-            docs.append(jsonlib.loads(path.read_text()))
+            doc = jsonlib.loads(path.read_text())
         except (OSError, ValueError) as e:
             raise UsageError(f"{path}: not a readable results file ({type(e).__name__})") from None
+        if not (isinstance(doc, dict) and isinstance(doc.get("results"), list)
+                and all(isinstance(r, dict) for r in doc["results"])):
+            raise UsageError(f"{path}: not an svclab results file (expected an object with a list of results)",
+                             hint="write one with `svclab lab.all --json FILE`")
+        docs.append(doc)
     return docs
 
 
@@ -363,8 +386,34 @@ namespace.add_collection(images_ns)
 namespace.add_collection(report_ns)
 namespace.add_collection(testbed)
 
-program = Program(namespace=namespace, name="svclab", binary="svclab", version=__version__)
+@contextmanager
+def _usage_errors():
+    """invoke's parser errors (an unknown task or flag) as svclab's usage errors: one line, exit 2."""
+    try:
+        yield
+    except ParseError as e:
+        UI().error(f"{str(e).rstrip('!')}: `svclab --list` shows the tasks, `svclab --help TASK` a task's flags")
+        raise Exit(code=EXIT_USAGE) from None
+
+
+class SvclabProgram(Program):
+    def parse_core(self, argv):
+        with _usage_errors():
+            super().parse_core(argv)
+
+    def parse_tasks(self):
+        with _usage_errors():
+            super().parse_tasks()
+
+
+program = SvclabProgram(namespace=namespace, name="svclab", binary="svclab", version=__version__)
+
+
+def _terminated(signum, frame):
+    # `kill`, `timeout` or a cancelled CI job: undo a half-made cluster exactly as for Ctrl-C.
+    raise KeyboardInterrupt
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminated)
     program.run()

@@ -71,10 +71,12 @@ def render_kind_config(settings: Settings) -> dict[str, Any]:
 
 @dataclasses.dataclass(frozen=True)
 class ClusterRecord:
-    """Written when svclab creates a cluster; `down` deletes only clusters that have one."""
+    """Written before svclab creates a cluster (COMPLETE once `up` has made it); `down` deletes
+    only clusters that have one, so an `up` killed halfway can still be cleaned up."""
 
     name: str
     shape: dict[str, Any]
+    complete: bool = True
 
     @classmethod
     def load(cls, directory: Path) -> ClusterRecord | None:
@@ -88,8 +90,6 @@ class ClusterRecord:
                               hint=f"remove {directory} by hand after checking `kind get clusters`") from None
 
     def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(directory, 0o700)
         (directory / RECORD_FILE).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
 
 
@@ -173,7 +173,7 @@ class Kind:
 
 def write_kind_config(settings: Settings) -> Path:
     path = settings.cluster_dir / "kind.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    settings.make_cluster_dir()
     path.write_text(yaml.safe_dump(render_kind_config(settings), sort_keys=False))
     return path
 

@@ -93,6 +93,14 @@ class Settings:
     def kubeconfig(self) -> Path:
         return self.cluster_dir / "kubeconfig"
 
+    def make_cluster_dir(self) -> Path:
+        """The cluster's state folder, and svclab's folders above it, readable only by the owner
+        (they hold kubeconfig files)."""
+        for folder in (self.state_dir, self.state_dir / "clusters", self.cluster_dir):
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(folder, 0o700)
+        return self.cluster_dir
+
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 

@@ -24,7 +24,7 @@ from .kube import load_manifests, poll
 from .mirror import fetch
 from .lifecycle import SYSTEM_NAMESPACE, Environment, agnhost_image
 
-__all__ = ["Lab", "Probe", "Result", "LABS_DIR", "available_labs", "load_lab", "run_lab", "start_lab", "run_probe"]
+__all__ = ["Lab", "Probe", "Result", "LABS_DIR", "available_labs", "lab_ids", "load_lab", "run_lab", "start_lab", "run_probe"]
 
 ROOT = Path(__file__).resolve().parent.parent
 LABS_DIR = ROOT / "labs"
@@ -97,10 +97,14 @@ class Result:
     facts: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
+def lab_ids() -> list[str]:
+    """Every lab folder's id, without loading the definitions."""
+    return sorted(p.parent.name for p in LABS_DIR.glob("*/lab.yaml"))
+
+
 def available_labs() -> list[str]:
     """Lab ids in the order lab.all runs them: disruptive labs last."""
-    ids = sorted(p.parent.name for p in LABS_DIR.glob("*/lab.yaml"))
-    return sorted(ids, key=lambda lab_id: load_lab(lab_id).disruptive)
+    return sorted(lab_ids(), key=lambda lab_id: load_lab(lab_id).disruptive)
 
 
 def _bad(lab: str, message: str) -> UsageError:

@@ -142,6 +142,9 @@ def up(settings: Settings, ui: UI) -> Environment:
     if exists and record is None:
         raise UsageError(f"a kind cluster named {settings.cluster_name} exists but svclab did not create it",
                          hint="svclab leaves it alone; choose another --name")
+    if record and not record.complete:
+        raise UsageError(f"cluster {settings.cluster_name} was left half-made by an `up` that was stopped",
+                         hint=f"run `svclab cluster.down --name {settings.cluster_name}`, then `up` again")
     undo: list[Callable[[], None]] = []
     fresh = not exists
     if record and exists:
@@ -152,7 +155,7 @@ def up(settings: Settings, ui: UI) -> Environment:
         ui.step(f"reusing cluster {settings.cluster_name}")
     try:
         if fresh:
-            settings.cluster_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            settings.make_cluster_dir()
             undo.append(lambda: shutil.rmtree(settings.cluster_dir, ignore_errors=True))
             if network.ensure_network(dc, settings.network):
                 undo.append(lambda: network.remove_network_if_unused(dc, settings.network))
@@ -161,6 +164,8 @@ def up(settings: Settings, ui: UI) -> Environment:
             ui.step(f"creating kind cluster {settings.cluster_name} "
                     f"(1 control-plane + {settings.workers} workers{', image ' + settings.node_image if settings.node_image else ''})")
             undo.append(kind.delete)
+            # Recorded first: if this process is killed outright, `down` still knows the cluster is svclab's.
+            ClusterRecord(settings.cluster_name, _shape(settings), complete=False).save(settings.cluster_dir)
             kind.create(write_kind_config(settings))
             ClusterRecord(settings.cluster_name, _shape(settings)).save(settings.cluster_dir)
         elif not settings.kubeconfig.exists():

@@ -8,7 +8,6 @@ each test has its own $XDG_STATE_HOME (tests/e2e/leaks.py counts what is left).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import stat
 import subprocess

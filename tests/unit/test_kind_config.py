@@ -29,8 +29,17 @@ def test_shape_mismatch_is_refused():
 
 
 def test_record_round_trip(tmp_path):
-    record = ClusterRecord("svclab", {"workers": 2})
-    record.save(tmp_path / "c")
-    assert ClusterRecord.load(tmp_path / "c") == record
-    assert (tmp_path / "c").stat().st_mode & 0o077 == 0
+    from svclab.config import Settings
+
+    settings = Settings(cluster_name="c", state_dir=tmp_path / "state")
+    folder = settings.make_cluster_dir()
+    for private in (settings.state_dir, settings.state_dir / "clusters", folder):
+        assert private.stat().st_mode & 0o077 == 0
+    started = ClusterRecord("c", {"workers": 2}, complete=False)
+    started.save(folder)
+    assert ClusterRecord.load(folder) == started and not ClusterRecord.load(folder).complete
+    ClusterRecord("c", {"workers": 2}).save(folder)
+    assert ClusterRecord.load(folder).complete
+    (folder / "cluster.json").write_text('{"name": "c", "shape": {}}')  # written before `complete` existed
+    assert ClusterRecord.load(folder).complete
     assert ClusterRecord.load(tmp_path / "missing") is None
