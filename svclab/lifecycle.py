@@ -62,7 +62,8 @@ def _carve(dc, settings: Settings) -> Pool:
     subnet, gateway, used = network.network_facts(dc, settings.network)
     pool = network.carve_pool(
         network=settings.network, subnet=subnet, gateway=gateway, used=used, size=settings.pool_size,
-        taken=network.taken_pools(settings.state_dir, settings.network, except_cluster=settings.cluster_name),
+        taken=[*network.taken_pools(settings.state_dir, settings.network, except_cluster=settings.cluster_name),
+               *network.pools_in_use(dc, settings.network, except_cluster=settings.cluster_name)],
     )
     network.save_pool(path, pool)
     return pool
@@ -152,6 +153,11 @@ def up(settings: Settings, ui: UI) -> Environment:
         if record.shape.get("provider") != settings.provider:
             raise UsageError(f"cluster {settings.cluster_name} runs provider {record.shape.get('provider')!r}",
                              hint=f"run `svclab cluster.down --name {settings.cluster_name}` first, or pick another --name")
+        stopped = [node for node in kind.nodes() if dc.containers.get(node).status != "running"]
+        if stopped:
+            raise SvclabError(f"cluster {settings.cluster_name}: node {stopped[0]} is not running",
+                              hint=f"start it (`docker start {' '.join(stopped)}`), or run "
+                                   f"`svclab cluster.down --name {settings.cluster_name}` and `up` again")
         ui.step(f"reusing cluster {settings.cluster_name}")
     try:
         if fresh:

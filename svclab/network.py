@@ -17,10 +17,11 @@ from pathlib import Path
 
 from .errors import SvclabError, UsageError
 
-__all__ = ["Pool", "carve_pool", "load_pool", "save_pool", "taken_pools"]
+__all__ = ["Pool", "carve_pool", "load_pool", "pools_in_use", "save_pool", "taken_pools"]
 
 MANAGED_LABEL = "svclab.io/managed"
 CLUSTER_LABEL = "svclab.io/cluster"
+POOL_LABEL = "svclab.io/pool"      # on the client container: the pool, for clusters whose state lives elsewhere
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +105,21 @@ def taken_pools(state_dir: Path, network: str, *, except_cluster: str | None = N
             continue
         pool = load_pool(path)
         if pool and pool.network == network:
+            pools.append(pool)
+    return pools
+
+
+def pools_in_use(dc, network: str, *, except_cluster: str) -> list[Pool]:
+    """Pools of svclab clusters on NETWORK as their client containers carry them (clusters run
+    with another state folder included)."""
+    pools = []
+    for container in dc.containers.list(all=True, filters={"label": POOL_LABEL}):
+        labels = container.labels
+        try:
+            pool = Pool(**json.loads(labels[POOL_LABEL]))
+        except (ValueError, TypeError):
+            continue
+        if pool.network == network and labels.get(CLUSTER_LABEL) != except_cluster:
             pools.append(pool)
     return pools
 
@@ -217,7 +233,7 @@ def start_client(dc, *, cluster: str, pool: Pool, image: str) -> tuple[str, int]
         )
         created = dc.api.create_container(
             image, name=name, detach=True, ports=[CLIENT_PORT],
-            labels={MANAGED_LABEL: "true", CLUSTER_LABEL: cluster},
+            labels={MANAGED_LABEL: "true", CLUSTER_LABEL: cluster, POOL_LABEL: json.dumps(dataclasses.asdict(pool))},
             entrypoint=["/bin/sh", "-c"],
             command=[f"ip route del default 2>/dev/null; exec /agnhost netexec --http-port={CLIENT_PORT}"],
             host_config=host_config, networking_config=networking,

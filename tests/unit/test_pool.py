@@ -67,3 +67,22 @@ def test_damaged_pool_file(tmp_path):
     path.write_text("{not json")
     with pytest.raises(SvclabError, match="damaged"):
         load_pool(path)
+
+
+def test_pools_in_use_come_from_client_container_labels():
+    import json
+    import types
+
+    from svclab.network import CLUSTER_LABEL, POOL_LABEL, Pool, pools_in_use
+
+    mine = Pool("svclab", "172.18.0.0/16", "172.18.255.238", "172.18.255.239", "172.18.255.254")
+    other = Pool("svclab", "172.18.0.0/16", "172.18.255.221", "172.18.255.222", "172.18.255.237")
+    elsewhere = Pool("other-net", "172.19.0.0/16", "172.19.255.238", "172.19.255.239", "172.19.255.254")
+
+    def container(cluster, pool):
+        return types.SimpleNamespace(labels={CLUSTER_LABEL: cluster, POOL_LABEL: pool})
+
+    containers = [container("a", json.dumps(mine.__dict__)), container("b", json.dumps(other.__dict__)),
+                  container("c", json.dumps(elsewhere.__dict__)), container("d", "{broken")]
+    dc = types.SimpleNamespace(containers=types.SimpleNamespace(list=lambda **kw: containers))
+    assert pools_in_use(dc, "svclab", except_cluster="a") == [other]
