@@ -16,7 +16,7 @@ import types
 
 from . import labs, lifecycle, network, probes
 from .cluster import Kind, write_kind_config
-from .config import Settings
+from .config import DEFAULT_WORKERS, Settings
 from .errors import SvclabError
 from .kube import load_manifests, wait_until
 from .ui import UI
@@ -136,7 +136,8 @@ def nodes_scaling(settings: Settings, ui: UI, measured: dict[int, float]) -> dic
 
 def run_bench(settings: Settings, ui: UI) -> dict:
     # Room for the largest Service count next to the labs' own LoadBalancer Services.
-    settings = dataclasses.replace(settings, pool_size=max(settings.pool_size, max(SERVICE_COUNTS) + 16))
+    settings = dataclasses.replace(settings, pool_size=max(settings.pool_size, max(SERVICE_COUNTS) + 16),
+                                   workers=DEFAULT_WORKERS if settings.workers is None else settings.workers)
     bench = dataclasses.replace(settings, cluster_name=f"{settings.cluster_name}-bench")
     bare = dataclasses.replace(settings, cluster_name=f"{settings.cluster_name}-bench-bare")
     kind = Kind(bare, echo=ui.echo)

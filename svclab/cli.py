@@ -12,6 +12,8 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+import requests
+import urllib3
 from docker.errors import DockerException
 from invoke import Collection, Exit, Program, Task
 from invoke.exceptions import ParseError
@@ -28,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMMON_HELP = {
     "name": "cluster name (default: svclab)",
     "provider": "load-balancer implementation: metallb, kube-vip, none",
-    "workers": "number of worker nodes (default: 2)",
+    "workers": "number of worker nodes (default: the existing cluster's, else 2)",
     "node_image": "kind node image (default: kind's own)",
     "verbose": "show every command svclab runs",
     "quiet": "print only results and errors",
@@ -63,6 +65,10 @@ def guarded(fn):
             raise Exit(code=e.exit_code) from None
         except (DockerException, ApiException) as e:
             UI().error(f"{type(e).__name__}: {_first_line(e)}")
+            raise Exit(code=EXIT_FAILURE) from None
+        except (urllib3.exceptions.HTTPError, requests.RequestException) as e:
+            UI().error(f"lost the connection to the cluster or its client ({type(e).__name__}): "
+                       "check `svclab cluster.status`, or run `svclab cluster.down` and `up` again")
             raise Exit(code=EXIT_FAILURE) from None
         except KeyboardInterrupt:
             UI().error("interrupted")

@@ -16,11 +16,12 @@ import yaml
 
 from .errors import UsageError
 
-__all__ = ["Settings", "load_settings", "pins", "PROVIDERS", "DEFAULT_PROVIDER", "KUBE_PROXY_MODES",
+__all__ = ["Settings", "load_settings", "pins", "PROVIDERS", "DEFAULT_PROVIDER", "DEFAULT_WORKERS", "KUBE_PROXY_MODES",
            "INGRESS_CONTROLLERS"]
 
 PROVIDERS = ("metallb", "kube-vip", "none")
 DEFAULT_PROVIDER = "metallb"
+DEFAULT_WORKERS = 2
 KUBE_PROXY_MODES = ("iptables", "nftables", "ipvs")
 INGRESS_CONTROLLERS = ("traefik", "none")
 CONFIG_FILE = "svclab.yaml"
@@ -48,7 +49,7 @@ def _cache_home() -> Path:
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Settings:
     cluster_name: str = "svclab"
-    workers: int = 2
+    workers: int | None = None           # None: the existing cluster's, else DEFAULT_WORKERS
     node_image: str = ""                 # empty: the kind release's own default image
     kube_proxy_mode: str = "iptables"
     provider: str = ""                   # empty: the existing cluster's, else DEFAULT_PROVIDER
@@ -68,7 +69,7 @@ class Settings:
         if not _NAME.match(self.cluster_name) or len(self.cluster_name) > 40:
             raise UsageError(f"invalid cluster name {self.cluster_name!r}",
                              hint="use lowercase letters, digits and '-', at most 40 characters, e.g. 'svclab'")
-        if not 0 <= self.workers <= 5:
+        if self.workers is not None and not 0 <= self.workers <= 5:
             raise UsageError(f"workers must be between 0 and 5, got {self.workers}", hint="e.g. --workers 2")
         if self.provider and self.provider not in PROVIDERS:
             raise UsageError(f"unknown provider {self.provider!r}", hint=f"choose one of {', '.join(PROVIDERS)}")

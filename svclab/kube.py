@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import urllib3
 import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
@@ -85,7 +86,7 @@ def wait_until(what: str, check: Callable[[], T | None], *, timeout: float, inte
             result = check()
             if result is not None and result is not False:
                 return result
-        except (ApiException, DynamicApiError, OSError) as e:
+        except (ApiException, DynamicApiError, OSError, urllib3.exceptions.HTTPError) as e:
             last_error = e
         if fail and (reason := fail()):
             raise SvclabError(f"gave up waiting for {what}: {reason}")
@@ -257,6 +258,11 @@ class Kube:
                 if waiting and waiting.reason == "CrashLoopBackOff" and cs.restart_count >= 5:
                     return f"pod {pod.metadata.name}: container {cs.name} keeps crashing"
         return None
+
+    def wait_api_server(self, *, timeout: float) -> None:
+        """Until the API server says it is ready (after a restart of Docker or of the nodes)."""
+        wait_until("the API server to answer", lambda: self.get_json("/readyz", timeout=5).strip() == "ok",
+                   timeout=timeout)
 
     def wait_nodes_ready(self, count: int, *, timeout: float) -> list[client.V1Node]:
         def ready():

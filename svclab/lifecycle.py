@@ -18,7 +18,7 @@ from docker.errors import DockerException, ImageNotFound
 
 from . import ingress, network
 from .cluster import ClusterRecord, Kind, check_shape, find_tool, shape_of, write_kind_config
-from .config import DEFAULT_PROVIDER, Settings, pins
+from .config import DEFAULT_PROVIDER, DEFAULT_WORKERS, Settings, pins
 from .errors import PrerequisiteError, SvclabError, UsageError
 from .kube import Kube, WaitCancelled, cancel_waits, load_manifests
 from .network import Pool
@@ -112,6 +112,16 @@ def _together(*tasks: Callable[[], None]) -> None:
         raise failures[0]
 
 
+def resolve_from_record(settings: Settings, record: ClusterRecord | None) -> Settings:
+    """Settings left unset (provider, workers) take the existing cluster's values, else defaults:
+    `svclab lab.nodeport` simply uses the cluster `cluster.up --workers 4` made."""
+    shape = record.shape if record else {}
+    return dataclasses.replace(
+        settings,
+        provider=settings.provider or shape.get("provider") or DEFAULT_PROVIDER,
+        workers=settings.workers if settings.workers is not None else shape.get("workers", DEFAULT_WORKERS))
+
+
 def preflight(settings: Settings):
     """Every prerequisite, checked before anything is created; each failure says how to fix it."""
     dc = network.docker_client()
@@ -135,9 +145,7 @@ def up(settings: Settings, ui: UI) -> Environment:
     dc, kind = preflight(settings)
     kind.echo = ui.echo
     record = ClusterRecord.load(settings.cluster_dir)
-    if not settings.provider:
-        recorded = record.shape.get("provider") if record else None
-        settings = dataclasses.replace(settings, provider=recorded or DEFAULT_PROVIDER)
+    settings = resolve_from_record(settings, record)
     provider = get_provider(settings.provider)
     exists = kind.exists()
     if exists and record is None:
@@ -177,6 +185,8 @@ def up(settings: Settings, ui: UI) -> Environment:
         elif not settings.kubeconfig.exists():
             kind.write_kubeconfig()
         kube = Kube(settings.kubeconfig)
+        if not fresh:
+            kube.wait_api_server(timeout=settings.wait_timeout)
         _preload(dc, kind, [*provider.images(), agnhost_image(), *ingress.images(settings.ingress)], ui)
         undo.append(lambda: network.remove_client(dc, settings.cluster_name))
         _, port = network.start_client(dc, cluster=settings.cluster_name, pool=pool, image=agnhost_image())
@@ -211,7 +221,7 @@ def connect(settings: Settings, ui: UI) -> Environment:
     record = ClusterRecord.load(settings.cluster_dir)
     if record is None or not settings.kubeconfig.exists():
         raise UsageError(f"cluster {settings.cluster_name} is not up", hint="run `svclab cluster.up` first")
-    settings = dataclasses.replace(settings, provider=record.shape.get("provider") or DEFAULT_PROVIDER)
+    settings = resolve_from_record(settings, record)
     dc = network.docker_client()
     pool = network.load_pool(settings.cluster_dir / "pool.json")
     if pool is None:

@@ -13,6 +13,20 @@ from pathlib import Path
 import pytest
 
 CLUSTER = os.environ.get("SVCLAB_E2E_CLUSTER", "svclab-e2e")
+RESTART_DOCKER = os.environ.get("SVCLAB_E2E_RESTART_DOCKER") == "1"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that restart the Docker daemon run only where SVCLAB_E2E_RESTART_DOCKER=1 says this
+    machine's Docker is svclab's to restart (CI does), and then last of all."""
+    restarting = [item for item in items if item.get_closest_marker("docker_restart")]
+    if not restarting:
+        return
+    items[:] = [item for item in items if item not in restarting]
+    if RESTART_DOCKER:
+        items.extend(restarting)
+    else:
+        config.hook.pytest_deselected(items=restarting)
 
 
 def svclab(*args: str, check: bool = True, timeout: float = 1200) -> subprocess.CompletedProcess[str]:

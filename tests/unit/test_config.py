@@ -7,7 +7,7 @@ from svclab.errors import UsageError
 def test_defaults(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     s = load_settings(env={})
-    assert (s.cluster_name, s.workers, s.provider, s.kube_proxy_mode) == ("svclab", 2, "", "iptables")
+    assert (s.cluster_name, s.workers, s.provider, s.kube_proxy_mode) == ("svclab", None, "", "iptables")
     assert s.kubeconfig == s.state_dir / "clusters" / "svclab" / "kubeconfig"
 
 

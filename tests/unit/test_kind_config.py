@@ -6,7 +6,9 @@ from svclab.errors import UsageError
 
 
 def test_default_shape_is_one_control_plane_and_two_workers():
-    cfg = render_kind_config(Settings())
+    from svclab.lifecycle import resolve_from_record
+
+    cfg = render_kind_config(resolve_from_record(Settings(), None))
     assert cfg["kind"] == "Cluster" and cfg["apiVersion"] == "kind.x-k8s.io/v1alpha4"
     assert [n["role"] for n in cfg["nodes"]] == ["control-plane", "worker", "worker"]
     assert cfg["nodes"][1]["labels"] == {BACKEND_NODE_LABEL: "true"}
@@ -43,3 +45,14 @@ def test_record_round_trip(tmp_path):
     (folder / "cluster.json").write_text('{"name": "c", "shape": {}}')  # written before `complete` existed
     assert ClusterRecord.load(folder).complete
     assert ClusterRecord.load(tmp_path / "missing") is None
+
+
+def test_unset_workers_and_provider_follow_the_existing_cluster():
+    from svclab.lifecycle import resolve_from_record
+
+    record = ClusterRecord("svclab", {"workers": 4, "provider": "kube-vip"})
+    resolved = resolve_from_record(Settings(), record)
+    assert (resolved.workers, resolved.provider) == (4, "kube-vip")
+    explicit = resolve_from_record(Settings(workers=1, provider="none"), record)
+    assert (explicit.workers, explicit.provider) == (1, "none")   # then check_shape refuses the mismatch
+    assert (resolve_from_record(Settings(), None).workers, resolve_from_record(Settings(), None).provider) == (2, "metallb")
