@@ -120,12 +120,14 @@ class Kube:
         self.core = client.CoreV1Api(self.api)
         self.apps = client.AppsV1Api(self.api)
         self._dynamic: DynamicClient | None = None
+        self._dynamic_lock = threading.Lock()   # `up` applies from several threads at once
 
     @property
     def dynamic(self) -> DynamicClient:
-        if self._dynamic is None:
-            self._dynamic = DynamicClient(self.api)
-        return self._dynamic
+        with self._dynamic_lock:
+            if self._dynamic is None:
+                self._dynamic = DynamicClient(self.api)
+            return self._dynamic
 
     def _resource(self, obj: dict[str, Any]):
         try:
@@ -137,9 +139,21 @@ class Kube:
 
     def apply(self, objects: Iterable[dict[str, Any]], *, namespace: str | None = None,
               dry_run: bool = False) -> list[dict[str, Any]]:
-        """Server-side applies OBJECTS (CRDs and namespaces first), labelled as svclab's."""
+        """Server-side applies OBJECTS (CRDs and namespaces first), labelled as svclab's. The
+        CRDs are applied together, then waited for together, before anything else."""
         applied = []
-        for obj in sorted(objects, key=_apply_order):
+        objects = sorted(objects, key=_apply_order)
+        crds = [obj for obj in objects if obj["kind"] == "CustomResourceDefinition"]
+        if crds:
+            applied += self._apply_each(crds, namespace, dry_run)
+            if not dry_run:
+                self.wait_crds_established([crd["metadata"]["name"] for crd in crds])
+        rest = [obj for obj in objects if obj["kind"] != "CustomResourceDefinition"]
+        return applied + self._apply_each(rest, namespace, dry_run)
+
+    def _apply_each(self, objects: list[dict[str, Any]], namespace: str | None, dry_run: bool) -> list[dict[str, Any]]:
+        applied = []
+        for obj in objects:
             obj = copy.deepcopy(obj)
             meta = obj.setdefault("metadata", {})
             meta.setdefault("labels", {}).update(MANAGED_BY)
@@ -153,8 +167,6 @@ class Kube:
                 field_manager=FIELD_MANAGER, force_conflicts=True, **kwargs,
             )
             applied.append(result.to_dict())
-            if obj["kind"] == "CustomResourceDefinition" and not dry_run:
-                self.wait_crd_established(meta["name"])
         return applied
 
     def delete(self, objects: Iterable[dict[str, Any]], *, namespace: str | None = None) -> None:
@@ -182,14 +194,20 @@ class Kube:
 
         wait_until(f"Services in {namespace} to have ready endpoints", ready, timeout=timeout)
 
-    def wait_crd_established(self, name: str, timeout: float = 60) -> None:
+    def wait_crds_established(self, names: list[str], timeout: float = 60) -> None:
         ext = client.ApiextensionsV1Api(self.api)
+        waiting = set(names)
 
         def established():
-            crd = ext.read_custom_resource_definition(name)
-            return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
+            for name in sorted(waiting):
+                crd = ext.read_custom_resource_definition(name)
+                if any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or []):
+                    waiting.discard(name)
+            return not waiting
 
-        wait_until(f"CRD {name} to be established", established, timeout=timeout)
+        # Established comes within moments of the create; a short interval keeps `up` quick.
+        wait_until(f"CRDs {', '.join(sorted(waiting))} to be established", established, timeout=timeout,
+                   interval=0.1)
 
     def delete_namespace(self, name: str, *, timeout: float) -> None:
         try:

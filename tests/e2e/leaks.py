@@ -313,6 +313,10 @@ def svclab(*args: str, env: dict[str, str], cwd: Path, timeout: float = 900) -> 
     return Run(tuple(args), proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
 
 
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Running:
     """`python -m svclab ARGS` in its own process group (as a shell runs a foreground command),
     its stderr read line by line as it appears."""
@@ -320,8 +324,11 @@ class Running:
     def __init__(self, *args: str, env: dict[str, str], cwd: Path):
         self.args = args
         self.started = time.monotonic()
+        # A session of its own, with Ctrl-C's default action restored: a test runner started in
+        # the background inherits SIGINT ignored, which a terminal's foreground job never has.
         self.proc = subprocess.Popen([sys.executable, "-m", "svclab", *args], env=env, cwd=cwd, text=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                     preexec_fn=_sigint_default)
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stderr: list[str] = []
         self.stdout: list[str] = []
