@@ -73,7 +73,7 @@ def poll(observe: Callable[[], T], done: Callable[[T], bool], *, timeout: float,
         _pause(interval)
 
 
-def wait_until(what: str, check: Callable[[], T | None], *, timeout: float, interval: float = 0.5,
+def wait_until(what: str, check: Callable[[], T | None], *, timeout: float, interval: float = 0.25,
                fail: Callable[[], str | None] | None = None) -> T:
     """Calls CHECK until it returns something other than None/False, at most TIMEOUT seconds.
 

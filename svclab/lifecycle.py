@@ -69,15 +69,20 @@ def _carve(dc, settings: Settings) -> Pool:
     return pool
 
 
-def _images_in_node(dc, node: str) -> set[str]:
+def _node_containers(dc, cluster: str) -> list:
+    """The cluster's node containers, running or not (kind labels each with its cluster's name)."""
+    return dc.containers.list(all=True, filters={"label": f"io.x-k8s.kind.cluster={cluster}"})
+
+
+def _images_in_node(node) -> set[str]:
     """IDs of the images the node's containerd holds (for a kind node: `crictl images`)."""
-    code, out = dc.containers.get(node).exec_run(["crictl", "images", "-o", "json"], demux=False)
+    code, out = node.exec_run(["crictl", "images", "-o", "json"], demux=False)
     if code != 0:
         return set()
     return {image["id"] for image in json.loads(out).get("images", [])}
 
 
-def _preload(dc, kind: Kind, images: list[str], ui: UI) -> None:
+def _preload(dc, images: list[str], nodes: list, kind: Kind, ui: UI) -> None:
     """Loads into the nodes each image they lack (a test-bed node image already holds them all)."""
     local, missing = {}, []
     for image in dict.fromkeys(images):
@@ -87,9 +92,8 @@ def _preload(dc, kind: Kind, images: list[str], ui: UI) -> None:
             missing.append(image)
     for image in missing:
         ui.warn(f"{image} is not in local Docker: the nodes will pull it themselves")
-    nodes = kind.nodes()
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
-        held = list(pool.map(lambda node: _images_in_node(dc, node), nodes))
+        held = list(pool.map(_images_in_node, nodes))
     wanted = [image for image, image_id in local.items() if any(image_id not in ids for ids in held)]
     if wanted:
         ui.step(f"preloading {len(wanted)} images into the nodes")
@@ -161,7 +165,7 @@ def up(settings: Settings, ui: UI) -> Environment:
         if record.shape.get("provider") != settings.provider:
             raise UsageError(f"cluster {settings.cluster_name} runs provider {record.shape.get('provider')!r}",
                              hint=f"run `svclab cluster.down --name {settings.cluster_name}` first, or pick another --name")
-        stopped = [node for node in kind.nodes() if dc.containers.get(node).status != "running"]
+        stopped = [node.name for node in _node_containers(dc, settings.cluster_name) if node.status != "running"]
         if stopped:
             raise SvclabError(f"cluster {settings.cluster_name}: node {stopped[0]} is not running",
                               hint=f"start it (`docker start {' '.join(stopped)}`), or run "
@@ -180,16 +184,22 @@ def up(settings: Settings, ui: UI) -> Environment:
             undo.append(kind.delete)
             # Recorded first: if this process is killed outright, `down` still knows the cluster is svclab's.
             ClusterRecord(settings.cluster_name, _shape(settings), complete=False).save(settings.cluster_dir)
-            kind.create(write_kind_config(settings))
-            ClusterRecord(settings.cluster_name, _shape(settings)).save(settings.cluster_dir)
-        elif not settings.kubeconfig.exists():
-            kind.write_kubeconfig()
+        undo.append(lambda: network.remove_client(dc, settings.cluster_name))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as aside:
+            # The outside client needs only the network and the pool: it starts while kind works.
+            client = aside.submit(network.start_client, dc, cluster=settings.cluster_name, pool=pool,
+                                  image=agnhost_image())
+            if fresh:
+                kind.create(write_kind_config(settings))
+                ClusterRecord(settings.cluster_name, _shape(settings)).save(settings.cluster_dir)
+            elif not settings.kubeconfig.exists():
+                kind.write_kubeconfig()
+            _, port = client.result()
         kube = Kube(settings.kubeconfig)
         if not fresh:
             kube.wait_api_server(timeout=settings.wait_timeout)
-        _preload(dc, kind, [*provider.images(), agnhost_image(), *ingress.images(settings.ingress)], ui)
-        undo.append(lambda: network.remove_client(dc, settings.cluster_name))
-        _, port = network.start_client(dc, cluster=settings.cluster_name, pool=pool, image=agnhost_image())
+        _preload(dc, [*provider.images(), agnhost_image(), *ingress.images(settings.ingress)],
+                 _node_containers(dc, settings.cluster_name), kind, ui)
         env = Environment(settings, kube, pool, provider, port, ui)
         # Everything is applied at once; pods start as soon as their node is Ready.
         _together(lambda: provider.install(env), lambda: ingress.install(env), lambda: install_client_pod(env),

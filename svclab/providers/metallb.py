@@ -82,4 +82,4 @@ class MetalLB:
                     return None
                 raise SvclabError(f"MetalLB rejected its address pool: {message}") from None
 
-        wait_until("MetalLB's webhook to accept the address pool", applied, timeout=timeout, interval=1.0)
+        wait_until("MetalLB's webhook to accept the address pool", applied, timeout=timeout, interval=0.25)
