@@ -134,7 +134,7 @@ def nodes_scaling(settings: Settings, ui: UI, measured: dict[int, float]) -> dic
     return measured
 
 
-def run_bench(settings: Settings, ui: UI) -> dict:
+def run_bench(settings: Settings, ui: UI, *, repeat: int = 3) -> dict:
     # Room for the largest Service count next to the labs' own LoadBalancer Services.
     settings = dataclasses.replace(settings, pool_size=max(settings.pool_size, max(SERVICE_COUNTS) + 16),
                                    workers=DEFAULT_WORKERS if settings.workers is None else settings.workers)
@@ -144,15 +144,23 @@ def run_bench(settings: Settings, ui: UI) -> dict:
     # Both clusters on svclab's own network; kind would otherwise make one svclab cannot use.
     dc = network.docker_client()
     network.ensure_network(dc, settings.network)
-    ui.step(f"bare `kind create cluster` ({bare.workers} workers)")
+    bare_samples, up_samples = [], []
+    env = None
     try:
-        _, bare_create = _timed(lambda: kind.create(write_kind_config(bare)))
-    finally:
-        kind.delete()
-        shutil.rmtree(bare.cluster_dir, ignore_errors=True)
-    try:
-        ui.step("svclab cold `cluster.up`")
-        env, svclab_up = _timed(lambda: lifecycle.up(bench, ui))
+        # Alternating pairs, the medians reported: one pair alone swings by a few seconds.
+        for round_ in range(1, repeat + 1):
+            ui.step(f"round {round_}/{repeat}: bare `kind create cluster` ({bare.workers} workers)")
+            try:
+                bare_samples.append(_timed(lambda: kind.create(write_kind_config(bare)))[1])
+            finally:
+                kind.delete()
+                shutil.rmtree(bare.cluster_dir, ignore_errors=True)
+            if env is not None:
+                lifecycle.down(bench, ui)
+            ui.step(f"round {round_}/{repeat}: svclab cold `cluster.up`")
+            env, took_up = _timed(lambda: lifecycle.up(bench, ui))
+            up_samples.append(took_up)
+        bare_create, svclab_up = statistics.median(bare_samples), statistics.median(up_samples)
         selected = [labs.load_lab(i) for i in labs.available_labs()]
         steady = [lab for lab in selected if not lab.disruptive]
         for lab in steady:  # the first run applies manifests and pulls nothing; time the next one
@@ -172,5 +180,7 @@ def run_bench(settings: Settings, ui: UI) -> dict:
                         probe_seconds=[r.seconds for r in results], failover=took,
                         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                         probes=len(everything), passed=sum(r.passed for r in everything))
+    figures["samples"] = {"bare_kind_create_s": [round(x, 1) for x in bare_samples],
+                          "svclab_cold_up_s": [round(x, 1) for x in up_samples]}
     return {**figures, "by_services": scaling_rows(by_services, "services"),
             "by_nodes": scaling_rows(by_nodes, "nodes")}

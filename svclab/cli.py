@@ -249,21 +249,30 @@ def doctor(c):
 # ---------------------------------------------------------------- bench
 
 @guarded
-def bench(c, name=None, provider=None, workers=None, node_image=None, json=None, verbose=False, quiet=False):
-    """Measure cold up vs bare kind, warm labs, probe latency, failover and peak memory."""
+def bench(c, name=None, provider=None, workers=None, node_image=None, json=None, repeat=3, verbose=False,
+          quiet=False):
+    """Measure cold up vs bare kind, warm labs, probe latency, failover, peak memory and scaling."""
     from rich.table import Table
 
     from .bench import run_bench
 
     settings = _settings(name, provider, workers, node_image, verbose, quiet)
-    figures = run_bench(settings, UI(quiet=settings.quiet, verbose=settings.verbose))
+    try:
+        repeat = int(repeat)
+    except ValueError:
+        raise UsageError(f"--repeat must be a whole number, got {repeat!r}") from None
+    if not 1 <= repeat <= 10:
+        raise UsageError(f"--repeat must be between 1 and 10, got {repeat}")
+    figures = run_bench(settings, UI(quiet=settings.quiet, verbose=settings.verbose), repeat=repeat)
     out = make_console(sys.stdout)
     table = Table(title="svclab bench")
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key, value in figures.items():
-        if not isinstance(value, list):
+        if not isinstance(value, (list, dict)):
             table.add_row(key, str(value))
+    for key, values in figures["samples"].items():
+        table.add_row(f"{key} samples", ", ".join(map(str, values)))
     out.print(table)
     for key in ("by_services", "by_nodes"):
         rows = figures[key]
@@ -385,7 +394,8 @@ testbed.add_task(Task(tb_clean, name="clean", help={"all": "also remove Go, root
 
 namespace = Collection()
 namespace.add_task(Task(doctor))
-namespace.add_task(Task(bench, help={**COMMON_HELP, "json": "also write the figures as JSON to this file"}))
+namespace.add_task(Task(bench, help={**COMMON_HELP, "json": "also write the figures as JSON to this file",
+                                     "repeat": "bare/svclab cluster pairs to time; medians are reported (default 3)"}))
 namespace.add_collection(cluster)
 namespace.add_collection(lab)
 namespace.add_collection(images_ns)
