@@ -339,24 +339,35 @@ def test_up_steps_were_discovered(shaped):
     assert run.steps[0].startswith(f"creating kind cluster {SHAPED}")
 
 
-@pytest.mark.parametrize("n", range(1, UP_STEPS + 1))
-def test_interrupt_during_up(case, shaped, n):
-    """SIGINT to the command's process group (what Ctrl-C does) right after the Nth step line of
-    `cluster.up`: exit 130, one line saying it was interrupted, and nothing of it left."""
-    name = f"{PREFIX}int{n}"
+def _stop_up_after_step(case, name: str, n: int, stop) -> None:
+    """Runs `cluster.up`, calls STOP(running) right after its Nth step line, and checks the
+    result: exit 130, one line saying it was interrupted, nothing of it left."""
     running = Running("cluster.up", "--name", name, "--workers", "0", env=case.env(), cwd=case.tmp)
     try:
         seen = running.wait_for_steps(n, timeout=600, tick=case.counter.observe)
-        running.signal(signal.SIGINT)
+        stop(running)
         run = running.finish(timeout=300, tick=case.counter.observe)
     finally:
         if running.proc.poll() is None:
             running.signal(signal.SIGKILL)
-    assert run.returncode == EXIT_INTERRUPTED, f"interrupted after step {n} ({seen[-1]!r}):\n{run}"
+    assert run.returncode == EXIT_INTERRUPTED, f"stopped after step {n} ({seen[-1]!r}):\n{run}"
     assert run.errors == ["error: interrupted"], str(run)
     changes = diff(case.before, case.counter.snapshot())
-    assert not changes, f"interrupted after step {n} ({seen[-1]!r}), left behind:\n" + "\n".join(changes)
+    assert not changes, f"stopped after step {n} ({seen[-1]!r}), left behind:\n" + "\n".join(changes)
     assert not (case.state / "svclab" / "clusters" / name).exists()
+
+
+@pytest.mark.parametrize("n", range(1, UP_STEPS + 1))
+def test_interrupt_during_up(case, shaped, n):
+    """SIGINT to the command's process group (what Ctrl-C does) right after the Nth step line."""
+    _stop_up_after_step(case, f"{PREFIX}int{n}", n, lambda running: running.signal(signal.SIGINT))
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_terminate_during_up(case, n):
+    """SIGTERM to the svclab process alone (`kill`, `timeout`, a cancelled CI job) after the Nth
+    step line: the same undo as for Ctrl-C."""
+    _stop_up_after_step(case, f"{PREFIX}term{n}", n, lambda running: os.kill(running.proc.pid, signal.SIGTERM))
 
 
 def _node_has(container: str, path: str) -> bool:
@@ -393,22 +404,3 @@ def test_interrupt_while_kind_creates_the_nodes(case, moment):
         assert case.counter.known_volumes, "the node's volume was never seen"
     changes = diff(case.before, case.counter.snapshot())
     assert not changes, f"interrupted at {moment}, left behind:\n" + "\n".join(changes)
-
-
-@pytest.mark.parametrize("n", [1, 2])
-def test_terminate_during_up(case, n):
-    """SIGTERM to the svclab process alone (`kill`, `timeout`, a cancelled CI job) after the Nth
-    step line: the same undo as for Ctrl-C, exit 130, nothing left."""
-    name = f"{PREFIX}term{n}"
-    running = Running("cluster.up", "--name", name, "--workers", "0", env=case.env(), cwd=case.tmp)
-    try:
-        seen = running.wait_for_steps(n, timeout=600, tick=case.counter.observe)
-        os.kill(running.proc.pid, signal.SIGTERM)
-        run = running.finish(timeout=300, tick=case.counter.observe)
-    finally:
-        if running.proc.poll() is None:
-            running.signal(signal.SIGKILL)
-    assert run.returncode == EXIT_INTERRUPTED, f"terminated after step {n} ({seen[-1]!r}):\n{run}"
-    assert run.errors == ["error: interrupted"], str(run)
-    changes = diff(case.before, case.counter.snapshot())
-    assert not changes, f"terminated after step {n} ({seen[-1]!r}), left behind:\n" + "\n".join(changes)
