@@ -263,8 +263,6 @@ def external_ip(svc: dict[str, Any]) -> str | None:
     return None
 
 
-_external_ip = external_ip
-
 # Warning events a load-balancer implementation leaves on a Service it cannot serve (MetalLB's
 # allocator; the service controller that runs kube-vip's cloud provider).
 LB_FAILURE_REASONS = ("AllocationFailed", "SyncLoadBalancerFailed")
@@ -285,22 +283,19 @@ def lb_allocation_failure(kube, namespace: str, name: str, since: str | None = N
     return None
 
 
-def wait_external_ip(ctx, name: str, timeout: float) -> str | None:
+def waitexternal_ip(ctx, name: str, timeout: float) -> str | None:
     """The Service's external address, waited for; an error as soon as the implementation says it
     cannot give one (an exhausted pool), rather than at the deadline."""
-    namespace, _, short = name.rpartition("/")
-    namespace = namespace or ctx.namespace
-
     def observe():
         svc = _service(ctx, name)
-        ip = external_ip(svc)
-        failure = None if ip else lb_allocation_failure(ctx.kube, namespace, short,
-                                                        since=svc["metadata"].get("creationTimestamp"))
-        return ip, failure
+        meta, ip = svc["metadata"], external_ip(svc)
+        failure = None if ip else lb_allocation_failure(ctx.kube, meta["namespace"], meta["name"],
+                                                        since=meta.get("creationTimestamp"))
+        return ip, failure, f"{meta['namespace']}/{meta['name']}"
 
-    (ip, failure), _ = poll(observe, lambda seen: bool(seen[0] or seen[1]), timeout=timeout)
+    (ip, failure, ref), _ = poll(observe, lambda seen: bool(seen[0] or seen[1]), timeout=timeout)
     if failure:
-        raise SvclabError(f"Service {namespace}/{short} gets no load-balancer address: {failure}",
+        raise SvclabError(f"Service {ref} gets no load-balancer address: {failure}",
                           hint="free addresses (delete LoadBalancer Services) or raise pool_size")
     return ip
 
@@ -326,7 +321,7 @@ def http_targets(ctx, spec: Mapping[str, Any]) -> list[tuple[str, str, int]]:
     if via == "load-balancer":
         # Without an implementation no address will come: do not wait the full deadline for it.
         timeout = ctx.settings.wait_timeout if ctx.env.provider.expects_address else 3
-        ip = wait_external_ip(ctx, spec["service"], timeout)
+        ip = waitexternal_ip(ctx, spec["service"], timeout)
         return [(f"load balancer {ip}", ip, port_spec["port"])] if ip else []
     raise UsageError(f"unknown http via {via!r}")
 
@@ -509,7 +504,7 @@ def observe_addresses(ctx, spec: Mapping[str, Any]) -> Observation:
     services.update({ref: _service(ctx, ref) for ref in spec.get("include", [])})
     evidence, addresses, by_service, ingress_addresses = [], [], {}, []
     for name, svc in sorted(services.items()):
-        ip = _external_ip(svc)
+        ip = external_ip(svc)
         by_service[name] = ip
         if ip:
             addresses.append(ip)
@@ -519,8 +514,8 @@ def observe_addresses(ctx, spec: Mapping[str, Any]) -> Observation:
     for ing in client.NetworkingV1Api(ctx.kube.api).list_namespaced_ingress(ctx.namespace).items:
         ing = ctx.kube.api.sanitize_for_serialization(ing)
         hosts = [r.get("host", "*") for r in ing["spec"].get("rules", [])]
-        ingress_addresses.append(_external_ip(ing))
-        evidence.append(f"Ingress {ing['metadata']['name']} ({', '.join(hosts)}): {_external_ip(ing) or '<pending>'}"
+        ingress_addresses.append(external_ip(ing))
+        evidence.append(f"Ingress {ing['metadata']['name']} ({', '.join(hosts)}): {external_ip(ing) or '<pending>'}"
                         " — every host behind one address")
     distinct = len(set(addresses))
     return Observation(f"{len(services)} LoadBalancer Services, {distinct} distinct addresses", evidence,
@@ -581,13 +576,13 @@ def observe_rejects(ctx, spec: Mapping[str, Any]) -> Observation:
 def observe_pending(ctx, spec: Mapping[str, Any]) -> Observation:
     name, within = spec["service"], float(spec.get("within", 10))
     svc = _service(ctx, name)
-    ip = _external_ip(svc)
+    ip = external_ip(svc)
     started = time.monotonic()
     if not ip:
         w = watch.Watch()
         for event in w.stream(ctx.kube.core.list_namespaced_service, ctx.namespace,
                               field_selector=f"metadata.name={name}", timeout_seconds=max(1, int(within))):
-            ip = _external_ip(ctx.kube.api.sanitize_for_serialization(event["object"]))
+            ip = external_ip(ctx.kube.api.sanitize_for_serialization(event["object"]))
             if ip or time.monotonic() - started >= within:
                 w.stop()
                 break
@@ -651,7 +646,7 @@ def observe_failover(ctx, spec: Mapping[str, Any]) -> Observation:
 
     name, within = spec["service"], float(spec.get("within", 120))
     timeout = ctx.settings.wait_timeout if ctx.env.provider.expects_address else 3
-    ip = wait_external_ip(ctx, name, timeout)
+    ip = waitexternal_ip(ctx, name, timeout)
     if not ip:
         return Observation("no external address", [f"Service {name} has no external address"], {})
     provider, kube = ctx.env.provider, ctx.kube
