@@ -11,6 +11,7 @@ import concurrent.futures
 import dataclasses
 import json
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +30,7 @@ __all__ = ["Environment", "up", "down", "status", "connect", "SYSTEM_NAMESPACE",
 
 SYSTEM_NAMESPACE = "svclab-system"
 MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
+CLIENT_STARTER = "svclab-client-start"
 
 
 def agnhost_image() -> str:
@@ -100,16 +102,31 @@ def _preload(dc, images: list[str], nodes: list, kind: Kind, ui: UI) -> None:
         kind.load_images(wanted)
 
 
+def _join_threads(prefix: str, timeout: float = 120.0) -> None:
+    """Waits for this process's threads named PREFIX*. A signal can arrive while Thread.start()
+    waits for the new thread to run, before any executor or caller holds it; found by name, such
+    a thread is still waited for, so an undo never races the work it is doing."""
+    for thread in threading.enumerate():
+        if thread.name.startswith(prefix) and thread is not threading.current_thread():
+            thread.join(timeout)
+
+
+def _remove_client_after_start(dc, cluster: str) -> None:
+    _join_threads(CLIENT_STARTER)
+    network.remove_client(dc, cluster)
+
+
 def _together(*tasks: Callable[[], None]) -> None:
     """Runs TASKS in threads until all are done or one fails; on a failure or Ctrl-C the others'
     waits are cancelled, so no thread outlives the rollback, and the first failure is raised."""
     cancel_waits(False)
+    futures: list[concurrent.futures.Future] = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(tasks)) as pool:
-        futures = [pool.submit(task) for task in tasks]
-        try:
+        try:   # the submits too: Ctrl-C can land while one of them starts its thread
+            futures += [pool.submit(task) for task in tasks]
             concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
         finally:
-            if not all(f.done() and not f.exception() for f in futures):
+            if len(futures) < len(tasks) or not all(f.done() and not f.exception() for f in futures):
                 cancel_waits()
     failures = [f.exception() for f in futures if not isinstance(f.exception(), (type(None), WaitCancelled))]
     if failures:
@@ -184,8 +201,8 @@ def up(settings: Settings, ui: UI) -> Environment:
             undo.append(kind.delete)
             # Recorded first: if this process is killed outright, `down` still knows the cluster is svclab's.
             ClusterRecord(settings.cluster_name, _shape(settings), complete=False).save(settings.cluster_dir)
-        undo.append(lambda: network.remove_client(dc, settings.cluster_name))
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as aside:
+        undo.append(lambda: _remove_client_after_start(dc, settings.cluster_name))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=CLIENT_STARTER) as aside:
             # The outside client needs only the network and the pool: it starts while kind works.
             client = aside.submit(network.start_client, dc, cluster=settings.cluster_name, pool=pool,
                                   image=agnhost_image())

@@ -85,3 +85,41 @@ def test_together_runs_everything_when_all_succeed():
     done = []
     lifecycle._together(lambda: done.append(1), lambda: done.append(2))
     assert sorted(done) == [1, 2]
+
+
+def test_together_cancels_the_started_waits_when_ctrl_c_lands_during_a_submit(monkeypatch):
+    """Ctrl-C can arrive while ThreadPoolExecutor.submit waits for its new thread to run: the
+    waits already started must still be cancelled, not left to run out their deadline."""
+    import concurrent.futures
+
+    real_submit = concurrent.futures.ThreadPoolExecutor.submit
+    calls = []
+
+    def submit(self, fn, *args, **kwargs):
+        calls.append(fn)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_submit(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures.ThreadPoolExecutor, "submit", submit)
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        lifecycle._together(
+            lambda: wait_until("something that never happens", lambda: False, timeout=60, interval=0.05),
+            lambda: None)
+    assert time.monotonic() - started < 5
+    assert threading.active_count() == 1
+
+
+def test_join_threads_waits_for_a_thread_nobody_holds():
+    """The undo of the outside client finds its starter thread by name, even when the signal
+    landed before the executor recorded the thread."""
+    finished = []
+
+    def work():
+        time.sleep(0.2)
+        finished.append(True)
+
+    threading.Thread(target=work, name=f"{lifecycle.CLIENT_STARTER}_0").start()
+    lifecycle._join_threads(lifecycle.CLIENT_STARTER)
+    assert finished == [True]
