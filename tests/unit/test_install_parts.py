@@ -11,9 +11,17 @@ import pytest
 from svclab import ingress, lifecycle
 from svclab.config import Settings, load_settings, pins
 from svclab.errors import UsageError
-from svclab.kube import wait_until
+from svclab.kube import cancel_waits, wait_until
 from svclab.mirror import mirror_path
 from svclab.providers.metallb import MetalLB
+
+
+@pytest.fixture(autouse=True)
+def _waits_run_again():
+    """A cancelled _together leaves waits cancelled for the rest of the process (it is about to
+    exit); later tests need them back."""
+    yield
+    cancel_waits(False)
 
 
 def test_ingress_controller_objects_live_in_their_own_namespace():
