@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .config import pins
 from .kube import load_manifests
+from .placement import prefer_control_plane
 
 __all__ = ["INGRESS_CLASS", "NAMESPACE", "SERVICE", "images", "install"]
 
@@ -24,7 +25,7 @@ def images(controller: str) -> list[str]:
 def objects() -> list[dict]:
     text = string.Template(MANIFEST.read_text()).substitute(
         NAMESPACE=NAMESPACE, TRAEFIK_IMAGE=pins()["traefik"]["image"])
-    return load_manifests(text)
+    return prefer_control_plane(load_manifests(text))
 
 
 def install(env) -> None:

@@ -23,6 +23,7 @@ from .config import DEFAULT_PROVIDER, DEFAULT_WORKERS, Settings, pins
 from .errors import PrerequisiteError, SvclabError, UsageError
 from .kube import Kube, WaitCancelled, cancel_waits, load_manifests
 from .network import Pool
+from .placement import prefer_control_plane
 from .providers import Provider, get_provider
 from .ui import UI
 
@@ -239,7 +240,7 @@ def install_client_pod(env: Environment) -> None:
     env.step("starting the in-cluster client")
     text = (MANIFESTS / "client.yaml").read_text().replace("${AGNHOST_IMAGE}", agnhost_image())
     env.kube.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYSTEM_NAMESPACE}}])
-    env.kube.apply(load_manifests(text), namespace=SYSTEM_NAMESPACE)
+    env.kube.apply(prefer_control_plane(load_manifests(text)), namespace=SYSTEM_NAMESPACE)
     env.kube.wait_deployment(SYSTEM_NAMESPACE, "client", timeout=env.settings.wait_timeout)
 
 

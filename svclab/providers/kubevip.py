@@ -51,7 +51,7 @@ class KubeVip:
             for container in obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
                 # Upstream pins `Always`, which defeats preloaded images (and offline classrooms).
                 container["imagePullPolicy"] = "IfNotPresent"
-        return objects
+        return prefer_control_plane(objects)
 
     def install(self, ctx) -> None:
         kube, timeout = ctx.kube, ctx.settings.wait_timeout

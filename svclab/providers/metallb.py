@@ -3,15 +3,20 @@ svclab carved from the cluster's docker network and an L2Advertisement for it.""
 
 from __future__ import annotations
 
+import base64
+import secrets
+
 from ..config import pins
 from ..errors import SvclabError
 from ..kube import api_error_message, load_manifests, wait_until
 from ..mirror import fetch
+from ..placement import prefer_control_plane
 
 __all__ = ["MetalLB", "NAMESPACE", "POOL_NAME"]
 
 NAMESPACE = "metallb-system"
 POOL_NAME = "svclab"
+MEMBERLIST_SECRET = "memberlist"   # the name the upstream manifest gives the speakers
 
 
 class MetalLB:
@@ -50,7 +55,26 @@ class MetalLB:
                 # cluster, but a lab cluster would sit idle for most of its `up`.
                 if probe := container.get("readinessProbe"):
                     probe.update(initialDelaySeconds=1, periodSeconds=1)
-        return objects
+        return prefer_control_plane(objects)
+
+    def memberlist_secret(self) -> dict:
+        """The key the speakers share for their memberlist traffic. The controller makes one when
+        it is missing, but only once it runs: a speaker scheduled before then waits for the
+        missing volume with a growing back-off, seconds after everything else is ready."""
+        return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                "metadata": {"name": MEMBERLIST_SECRET, "namespace": NAMESPACE},
+                "stringData": {"secretkey": base64.b64encode(secrets.token_bytes(128)).decode()}}
+
+    def _has_memberlist_secret(self, kube) -> bool:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            kube.core.read_namespaced_secret(MEMBERLIST_SECRET, NAMESPACE)
+            return True
+        except ApiException as e:
+            if e.status == 404:
+                return False
+            raise
 
     def pool_objects(self, pool) -> list[dict]:
         return [
@@ -65,9 +89,10 @@ class MetalLB:
     def install(self, ctx) -> None:
         kube, timeout = ctx.kube, ctx.settings.wait_timeout
         ctx.step(f"applying {self.describe()}")
-        kube.apply(self.manifest(ctx))
+        # Made once: a new key on every `up` would split running speakers from restarted ones.
+        secret = [] if self._has_memberlist_secret(kube) else [self.memberlist_secret()]
+        kube.apply([*self.manifest(ctx), *secret])
         kube.wait_deployment(NAMESPACE, "controller", timeout=timeout)
-        kube.wait_daemonset(NAMESPACE, "speaker", timeout=timeout)
         ctx.step(f"configuring MetalLB pool {ctx.pool.range}")
         objects = self.pool_objects(ctx.pool)
 
@@ -83,3 +108,4 @@ class MetalLB:
                 raise SvclabError(f"MetalLB rejected its address pool: {message}") from None
 
         wait_until("MetalLB's webhook to accept the address pool", applied, timeout=timeout, interval=0.25)
+        kube.wait_daemonset(NAMESPACE, "speaker", timeout=timeout)

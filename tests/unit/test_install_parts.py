@@ -131,3 +131,41 @@ def test_join_threads_waits_for_a_thread_nobody_holds():
     threading.Thread(target=work, name=f"{lifecycle.CLIENT_STARTER}_0").start()
     lifecycle._join_threads(lifecycle.CLIENT_STARTER)
     assert finished == [True]
+
+
+def test_own_deployments_tolerate_and_prefer_the_control_plane_once():
+    from svclab.placement import CONTROL_PLANE, prefer_control_plane
+
+    objects = ingress.objects()
+    prefer_control_plane(objects)   # a second pass adds nothing
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert [t["key"] for t in pod["tolerations"]] == [CONTROL_PLANE]
+    terms = pod["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert [term["preference"]["matchExpressions"][0]["key"] for term in terms] == [CONTROL_PLANE]
+    service = next(o for o in objects if o["kind"] == "Service")
+    assert "tolerations" not in str(service)
+
+
+def test_metallb_memberlist_secret_is_made_only_when_missing():
+    from kubernetes.client.exceptions import ApiException
+
+    class Core:
+        def __init__(self, present):
+            self.present = present
+
+        def read_namespaced_secret(self, name, namespace):
+            if not self.present:
+                raise ApiException(status=404)
+
+    class Kube:
+        def __init__(self, present):
+            self.core = Core(present)
+
+    metallb = MetalLB()
+    assert metallb._has_memberlist_secret(Kube(True)) is True
+    assert metallb._has_memberlist_secret(Kube(False)) is False
+    one, two = metallb.memberlist_secret(), metallb.memberlist_secret()
+    assert one["metadata"] == {"name": "memberlist", "namespace": "metallb-system"}
+    assert len(one["stringData"]["secretkey"]) >= 128
+    assert one["stringData"]["secretkey"] != two["stringData"]["secretkey"]
