@@ -13,8 +13,10 @@ from typing import Any
 
 import yaml
 
+from . import freezer
 from .config import Settings
-from .errors import PrerequisiteError, SvclabError, UsageError
+from .errors import CommandError, PrerequisiteError, SvclabError, UsageError
+from .freezer import STUCK_MESSAGE
 from .run import Echo, run
 
 __all__ = ["BACKEND_NODE_LABEL", "Kind", "find_tool", "render_kind_config", "shape_of", "ClusterRecord"]
@@ -135,7 +137,13 @@ class Kind:
 
     def delete(self) -> None:
         s = self.settings
-        self._run("delete", "cluster", "--name", s.cluster_name, "--kubeconfig", str(s.kubeconfig), timeout=300)
+        args = ("delete", "cluster", "--name", s.cluster_name, "--kubeconfig", str(s.kubeconfig))
+        try:
+            self._run(*args, timeout=300)
+        except CommandError as e:
+            if STUCK_MESSAGE not in str(e) or not self._thaw_nodes():
+                raise
+            self._run(*args, timeout=300)   # once more, now that nothing in the nodes is frozen
         if self.create_stopped_at is not None:
             self._remove_latecomers(self.create_stopped_at + STOPPED_CREATE_SETTLE)
 
@@ -157,11 +165,24 @@ class Kind:
                 except NotFound:
                     pass
                 except APIError as e:
-                    if e.status_code != 409:   # 409: its removal is already in progress
+                    if STUCK_MESSAGE in str(e) and freezer.thaw(container.id):
+                        container.remove(force=True, v=True)   # once more, now that nothing in it is frozen
+                    elif e.status_code != 409:   # 409: its removal is already in progress
                         raise
             if time.monotonic() >= until:
                 return
             time.sleep(0.5)
+
+    def _thaw_nodes(self) -> int:
+        """Thaws what is frozen inside this cluster's node containers (see freezer.py)."""
+        from .network import docker_client
+
+        label = f"{KIND_CLUSTER_LABEL}={self.settings.cluster_name}"
+        thawed = sum(freezer.thaw(c.id) for c in docker_client().containers.list(all=True, sparse=True,
+                                                                                  filters={"label": label}))
+        if thawed and self.echo:
+            self.echo(f"thawed {thawed} frozen cgroups inside the nodes of {self.settings.cluster_name}")
+        return thawed
 
     def export_logs(self, dest: Path) -> None:
         self._run("export", "logs", str(dest), "--name", self.settings.cluster_name, timeout=300)

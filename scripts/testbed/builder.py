@@ -6,6 +6,8 @@ What it makes, in order (each cached by a hash of its pinned versions and recipe
     go binaries   stages/go-binaries.sh  kind, containerd, runc, crictl, CNI plugins, etcd, CoreDNS,
                                          Kubernetes (+ agnhost), podnet, MetalLB, kube-vip, ...
     root fs       stages/rootfs.sh       debootstrap'd Debian for the node and for iptables images
+                  slim.py                that root cut down to iptables/nft/conntrack/ipset, the
+                                         base of kube-proxy and podnet (unpacked on every node)
     images        docker build           one image per component, tagged as svclab's manifests
                                          and kubeadm name them, labelled ``svclab.testbed=<hash>``
     node image    docker run/commit      base + Kubernetes binaries + the system and lab images
@@ -42,6 +44,14 @@ NODE_PACKAGES = (
     "libseccomp2 pigz bash ca-certificates curl jq procps"
 ).split()
 NETBASE_PACKAGES = "iptables nftables conntrack ipset iproute2 curl ca-certificates".split()
+# What kube-proxy (iptables, nftables and ipvs modes) and podnet run, and the files they read.
+NETSLIM_KEEP = (
+    *(f"/usr/sbin/{cmd}{suffix}" for cmd in ("iptables", "ip6tables") for suffix in ("", "-save", "-restore")),
+    "/usr/sbin/nft", "/usr/sbin/conntrack", "/usr/sbin/ipset", "/usr/lib/x86_64-linux-gnu/xtables",
+    "/etc/protocols", "/etc/services", "/etc/ethertypes", "/etc/nsswitch.conf", "/etc/passwd", "/etc/group",
+    "/tmp", "/run", "/var/run",
+)
+NETSLIM_OPTIONAL = ("/usr/lib/x86_64-linux-gnu/libnss_files.so.2",)
 KUBE_SERVER_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 KUBE_NODE_COMMANDS = ("kubeadm", "kubelet", "kubectl")
 
@@ -202,6 +212,25 @@ class Builder:
         self.log(f"{tag}: imported")
         return tag, recipe
 
+    def slimmed(self, name: str, rootfs: tuple[Path, str], keep: Sequence[str],
+                optional: Sequence[str] = ()) -> tuple[str, str]:
+        """An image of ROOTFS (its tarball and recipe) cut down to KEEP (see slim.py)."""
+        from slim import slim_rootfs
+
+        tar, source_recipe = rootfs
+        recipe = digest(source_recipe, *keep, "|", *optional, (HERE / "slim.py").read_text())
+        tag = f"svclab.local/{name}:{recipe}"
+        if self.image_current(tag, recipe):
+            return tag, recipe
+        with tempfile.TemporaryDirectory(prefix="svclab-slim-") as tmp:
+            out = Path(tmp) / f"{name}.tar"
+            entries = slim_rootfs(tar, out, keep, optional=optional)
+            self.run(["docker", "import", "--change", f"LABEL {LABEL}={recipe}",
+                      "--change", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                      str(out), tag], capture=True)
+        self.log(f"{tag}: {entries} entries from {tar.name}")
+        return tag, recipe
+
     def kubeadm_images(self) -> dict[str, str]:
         """Image names kubeadm will ask the node for, keyed by component (etcd, coredns, ...)."""
         out = self.run([str(self.go_dir / "kubernetes" / "kubeadm"), "config", "images", "list",
@@ -212,7 +241,7 @@ class Builder:
             images[name] = ref
         return images
 
-    def system_images(self, netbase: str, netbase_recipe: str) -> list[str]:
+    def system_images(self, netslim: str, netslim_recipe: str) -> list[str]:
         """Builds every image the node's kubeadm, CNI and sandbox need; returns their tags."""
         k = self.go_dir / "kubernetes"
         want = self.kubeadm_images()
@@ -220,8 +249,8 @@ class Builder:
         tags = []
         for cmd in KUBE_SERVER_COMMANDS:
             tags.append(self.binary_image(want[cmd], "scratch", "kubernetes", {cmd: k / cmd}))
-        tags.append(self.binary_image(want["kube-proxy"], netbase, "kubernetes",
-                                      {"kube-proxy": k / "kube-proxy"}, base_recipe=netbase_recipe))
+        tags.append(self.binary_image(want["kube-proxy"], netslim, "kubernetes",
+                                      {"kube-proxy": k / "kube-proxy"}, base_recipe=netslim_recipe))
         etcd = self.go_dir / "etcd"
         tags.append(self.binary_image(want["etcd"], "scratch", "etcd",
                                       {"etcd": etcd / "etcd", "etcdctl": etcd / "etcdctl"}))
@@ -230,9 +259,9 @@ class Builder:
                                       {"coredns": self.go_dir / "coredns" / "coredns"},
                                       entrypoint="/coredns", dest_dir="/"))
         tags.append(self.pause_image(want["pause"]))
-        tags.append(self.binary_image(self.podnet_image(), netbase, "podnet",
+        tags.append(self.binary_image(self.podnet_image(), netslim, "podnet",
                                       {"podnet": self.go_dir / "podnet" / "podnet"},
-                                      entrypoint="/usr/local/bin/podnet", base_recipe=netbase_recipe))
+                                      entrypoint="/usr/local/bin/podnet", base_recipe=netslim_recipe))
         return tags
 
     def check_companion_versions(self, want: dict[str, str]) -> None:
@@ -445,14 +474,16 @@ ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]"""
         self.go(["kind", "containerd", "runc", "crictl", "cni", "etcd", "coredns", "kubernetes", "podnet",
                  "metallb", "kube_vip", "traefik"])
         netbase, netbase_recipe = self.imported("netbase", NETBASE_PACKAGES)
-        system = self.system_images(netbase, netbase_recipe)
+        netslim, netslim_recipe = self.slimmed("netslim", self.rootfs("netbase", NETBASE_PACKAGES),
+                                               NETSLIM_KEEP, NETSLIM_OPTIONAL)
+        system = self.system_images(netslim, netslim_recipe)
         apps = self.app_images(netbase, netbase_recipe)
         # The labs' images ride in the node image too: a fresh cluster starts them at once
         # instead of streaming ~600 MB into every node on each `cluster.up`.
         node, base = self.node_image([*system, *apps])
         rootfs = [self.imported(name, pkgs)[0] for name, pkgs in (("node-rootfs", NODE_PACKAGES),
                                                                    ("netbase", NETBASE_PACKAGES))]
-        self.prune({node, base, *system, *apps, *rootfs})
+        self.prune({node, base, netslim, *system, *apps, *rootfs})
         self.mirror()
         self.install_tools()
         took = time.monotonic() - start

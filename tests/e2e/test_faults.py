@@ -218,6 +218,18 @@ def test_worker_stopped_mid_lab_then_down_removes_everything(cluster):
     # The module's teardown runs `cluster.down` and checks that nothing is left, stopped node included.
 
 
+def test_frozen_container_inside_a_node_then_down_removes_everything(cluster):
+    """A pod container inside the control-plane node left frozen, as runc leaves one when the node
+    is killed while it sets the container up (cgroup v1): Docker can then not kill the node, and
+    `kind delete` fails. svclab thaws what is frozen inside its own node and deletes again."""
+    node = docker.from_env().containers.get(f"{NAME}-control-plane")
+    scopes = sorted(Path(f"/sys/fs/cgroup/freezer/docker/{node.id}/kubelet.slice").rglob("cri-containerd-*.scope"))
+    assert scopes, f"no pod container cgroups under the freezer hierarchy of {node.name} (a cgroup v1 host is expected)"
+    (scopes[0] / "freezer.state").write_text("FROZEN")
+    assert (scopes[0] / "freezer.state").read_text().strip() == "FROZEN"
+    # The module's teardown runs `cluster.down` and checks that nothing is left.
+
+
 # ------------------------------------------------------------------ Docker daemon restarted
 
 def _other_kind_clusters(mine: str) -> set[str]:
