@@ -1,9 +1,9 @@
 """Where svclab's own pods run.
 
 svclab's own Deployments (the load-balancer controller, the Ingress controller and the in-cluster
-client) tolerate the control-plane taint and prefer that node. It is Ready before `kind create`
-returns, while the workers are still starting their pod network, so these pods start at once
-instead of queueing behind the workers; and the workers are left to the labs' backends.
+client) tolerate the control-plane taint and prefer that node. It is usually Ready by the time
+`kind create` returns, while the workers still start their pod network, so these pods need not
+queue behind the workers; and the workers are left to the labs' backends.
 """
 
 from __future__ import annotations
