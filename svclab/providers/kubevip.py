@@ -10,6 +10,7 @@ from pathlib import Path
 from ..config import pins
 from ..kube import load_manifests
 from ..mirror import fetch
+from ..placement import prefer_control_plane
 
 __all__ = ["KubeVip"]
 
