@@ -16,7 +16,6 @@ import yaml
 from . import freezer
 from .config import Settings
 from .errors import CommandError, PrerequisiteError, SvclabError, UsageError
-from .freezer import STUCK_MESSAGE
 from .run import Echo, run
 
 __all__ = ["BACKEND_NODE_LABEL", "Kind", "find_tool", "render_kind_config", "shape_of", "ClusterRecord"]
@@ -141,7 +140,7 @@ class Kind:
         try:
             self._run(*args, timeout=300)
         except CommandError as e:
-            if STUCK_MESSAGE not in str(e) or not self._thaw_nodes():
+            if freezer.STUCK_MESSAGE not in str(e) or not self._thaw_nodes():
                 raise
             self._run(*args, timeout=300)   # once more, now that nothing in the nodes is frozen
         if self.create_stopped_at is not None:
@@ -155,9 +154,8 @@ class Kind:
         from .network import docker_client
 
         dc = docker_client()
-        label = f"{KIND_CLUSTER_LABEL}={self.settings.cluster_name}"
         while True:
-            for container in dc.containers.list(all=True, sparse=True, filters={"label": label}):
+            for container in self._node_containers(dc):
                 if self.echo:
                     self.echo(f"$ docker rm --force --volumes {container.id[:12]}")
                 try:
@@ -165,7 +163,7 @@ class Kind:
                 except NotFound:
                     pass
                 except APIError as e:
-                    if STUCK_MESSAGE in str(e) and freezer.thaw(container.id):
+                    if freezer.STUCK_MESSAGE in str(e) and freezer.thaw(container.id):
                         container.remove(force=True, v=True)   # once more, now that nothing in it is frozen
                     elif e.status_code != 409:   # 409: its removal is already in progress
                         raise
@@ -173,13 +171,15 @@ class Kind:
                 return
             time.sleep(0.5)
 
+    def _node_containers(self, dc) -> list:
+        label = f"{KIND_CLUSTER_LABEL}={self.settings.cluster_name}"
+        return dc.containers.list(all=True, sparse=True, filters={"label": label})
+
     def _thaw_nodes(self) -> int:
         """Thaws what is frozen inside this cluster's node containers (see freezer.py)."""
         from .network import docker_client
 
-        label = f"{KIND_CLUSTER_LABEL}={self.settings.cluster_name}"
-        thawed = sum(freezer.thaw(c.id) for c in docker_client().containers.list(all=True, sparse=True,
-                                                                                  filters={"label": label}))
+        thawed = sum(freezer.thaw(c.id) for c in self._node_containers(docker_client()))
         if thawed and self.echo:
             self.echo(f"thawed {thawed} frozen cgroups inside the nodes of {self.settings.cluster_name}")
         return thawed
