@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import time
 
 from ..config import pins
 from ..errors import SvclabError
@@ -86,26 +87,47 @@ class MetalLB:
              "spec": {"ipAddressPools": [POOL_NAME]}},
         ]
 
+    def pool_loaded(self, kube, pool) -> bool:
+        """Whether MetalLB's controller has taken the pool in: it then counts every address of it
+        as either available or assigned in the pool's status."""
+        from kubernetes import client
+
+        status = client.CustomObjectsApi(kube.api).get_namespaced_custom_object(
+            "metallb.io", "v1beta1", NAMESPACE, "ipaddresspools", POOL_NAME).get("status") or {}
+        return status.get("availableIPv4", 0) + status.get("assignedIPv4", 0) == len(pool.addresses())
+
     def install(self, ctx) -> None:
         kube, timeout = ctx.kube, ctx.settings.wait_timeout
         ctx.step(f"applying {self.describe()}")
         # Made once: a new key on every `up` would split running speakers from restarted ones.
         secret = [] if self._has_memberlist_secret(kube) else [self.memberlist_secret()]
-        kube.apply([*self.manifest(ctx), *secret])
-        kube.wait_deployment(NAMESPACE, "controller", timeout=timeout)
+        objects = [*self.manifest(ctx), *secret]
+        first = [obj for obj in objects if obj["kind"] in ("CustomResourceDefinition", "Namespace")]
+        kube.apply(first)
+        # The pool is tried once before the rest of the manifest: on a new cluster MetalLB's
+        # validating webhook does not exist yet, so the pool need not wait for the controller to
+        # serve it (the controller's own acceptance of the pool is waited for below instead).
+        # Where the webhook exists, it answers only once its certificate and endpoints are in
+        # place, so the pool is retried after the rest, which may be what brings the webhook up.
         ctx.step(f"configuring MetalLB pool {ctx.pool.range}")
-        objects = self.pool_objects(ctx.pool)
+        pool_objects = self.pool_objects(ctx.pool)
 
-        # The pool is validated by MetalLB's webhook, which answers only once its certificate and
-        # endpoints are in place, a little after the controller reports ready.
         def applied():
             try:
-                return kube.apply(objects)
+                return kube.apply(pool_objects)
             except Exception as e:  # noqa: BLE001 - retried until the deadline, then reported
                 message = api_error_message(e)
                 if "webhook" in message or "connection refused" in message or "no endpoints" in message:
                     return None
                 raise SvclabError(f"MetalLB rejected its address pool: {message}") from None
 
-        wait_until("MetalLB's webhook to accept the address pool", applied, timeout=timeout, interval=0.25)
+        pool_applied = applied()
+        kube.apply([obj for obj in objects if obj not in first])
+        if pool_applied is None:
+            wait_until("MetalLB's webhook to accept the address pool", applied, timeout=timeout, interval=0.25)
+        # Waited for instead of the controller's readiness probe, which passes seconds later and
+        # says less: a controller that counts the pool's addresses assigns them.
+        since = time.time()
+        wait_until(f"MetalLB's controller to load pool {POOL_NAME}", lambda: self.pool_loaded(kube, ctx.pool),
+                   timeout=timeout, interval=0.25, fail=lambda: kube.broken_pod_reason(NAMESPACE, since))
         kube.wait_daemonset(NAMESPACE, "speaker", timeout=timeout)

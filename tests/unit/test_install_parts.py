@@ -169,3 +169,89 @@ def test_metallb_memberlist_secret_is_made_only_when_missing():
     assert one["metadata"] == {"name": "memberlist", "namespace": "metallb-system"}
     assert len(one["stringData"]["secretkey"]) >= 128
     assert one["stringData"]["secretkey"] != two["stringData"]["secretkey"]
+
+
+class _RecordingKube:
+    """Records what MetalLB's install applies and waits for; REJECT_POOL times the webhook says no."""
+
+    def __init__(self, reject_pool: int):
+        self.reject_pool = reject_pool
+        self.calls: list[str] = []
+
+    def apply(self, objects):
+        kinds = sorted({o["kind"] for o in objects})
+        if "IPAddressPool" in kinds and self.reject_pool:
+            self.reject_pool -= 1
+            self.calls.append("pool rejected")
+            raise RuntimeError('failed calling webhook "ipaddresspoolvalidationwebhook.metallb.io": no endpoints available')
+        self.calls.append("apply " + ",".join(kinds))
+        return objects
+
+    def wait_deployment(self, namespace, name, timeout):
+        self.calls.append(f"wait deployment {name}")
+
+    def wait_daemonset(self, namespace, name, timeout):
+        self.calls.append(f"wait daemonset {name}")
+
+    def broken_pod_reason(self, namespace, since):
+        return None
+
+
+def _install_metallb(kube, monkeypatch):
+    from svclab.network import Pool
+
+    manifest = [{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "x"}},
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "metallb-system"}},
+                {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "controller"}},
+                {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+                 "metadata": {"name": "metallb-webhook-configuration"}}]
+    metallb = MetalLB()
+    monkeypatch.setattr(metallb, "manifest", lambda ctx: manifest)
+    monkeypatch.setattr(metallb, "_has_memberlist_secret", lambda kube: True)
+    monkeypatch.setattr(metallb, "pool_loaded", lambda kube, pool: kube.calls.append("pool loaded") or True)
+
+    class Ctx:
+        settings = Settings(wait_timeout=5)
+        pool = Pool("svclab", "172.18.0.0/16", "172.18.255.238", "172.18.255.239", "172.18.255.254")
+
+        def step(self, message):
+            pass
+
+    Ctx.kube = kube
+    metallb.install(Ctx())
+    return kube.calls
+
+
+def test_metallb_pool_goes_in_before_its_webhook_exists(monkeypatch):
+    calls = _install_metallb(_RecordingKube(reject_pool=0), monkeypatch)
+    assert calls == ["apply CustomResourceDefinition,Namespace", "apply IPAddressPool,L2Advertisement",
+                     "apply Deployment,ValidatingWebhookConfiguration", "pool loaded", "wait daemonset speaker"]
+
+
+def test_metallb_pool_waits_for_a_webhook_that_is_not_serving_yet(monkeypatch):
+    calls = _install_metallb(_RecordingKube(reject_pool=2), monkeypatch)
+    assert calls == ["apply CustomResourceDefinition,Namespace", "pool rejected",
+                     "apply Deployment,ValidatingWebhookConfiguration", "pool rejected",
+                     "apply IPAddressPool,L2Advertisement", "pool loaded", "wait daemonset speaker"]
+
+
+def test_metallb_pool_counts_as_loaded_once_its_status_covers_every_address(monkeypatch):
+    from kubernetes import client
+
+    from svclab.network import Pool
+
+    pool = Pool("svclab", "172.18.0.0/16", "172.18.255.238", "172.18.255.239", "172.18.255.254")
+    statuses = iter([{}, {"status": {"availableIPv4": 15, "assignedIPv4": 1, "availableIPv6": 0}}])
+
+    class Custom:
+        def __init__(self, api):
+            pass
+
+        def get_namespaced_custom_object(self, group, version, namespace, plural, name):
+            assert (plural, name) == ("ipaddresspools", "svclab")
+            return next(statuses)
+
+    monkeypatch.setattr(client, "CustomObjectsApi", Custom)
+    kube = type("Kube", (), {"api": None})()
+    assert MetalLB().pool_loaded(kube, pool) is False
+    assert MetalLB().pool_loaded(kube, pool) is True
