@@ -6,8 +6,9 @@ What it makes, in order (each cached by a hash of its pinned versions and recipe
     go binaries   stages/go-binaries.sh  kind, containerd, runc, crictl, CNI plugins, etcd, CoreDNS,
                                          Kubernetes (+ agnhost), podnet, MetalLB, kube-vip, ...
     root fs       stages/rootfs.sh       debootstrap'd Debian for the node and for iptables images
-                  slim.py                that root cut down to iptables/nft/conntrack/ipset, the
-                                         base of kube-proxy and podnet (unpacked on every node)
+                  slim.py                that root cut down twice: to iptables/nft/conntrack/ipset,
+                                         the base of kube-proxy and podnet, and to sh/curl/ip, the
+                                         base of agnhost (each unpacked on every node that runs it)
     images        docker build           one image per component, tagged as svclab's manifests
                                          and kubeadm name them, labelled ``svclab.testbed=<hash>``
     node image    docker run/commit      base + Kubernetes binaries + the system and lab images
@@ -52,6 +53,13 @@ NETSLIM_KEEP = (
     "/tmp", "/run", "/var/run",
 )
 NETSLIM_OPTIONAL = ("/usr/lib/x86_64-linux-gnu/libnss_files.so.2",)
+# What agnhost (the labs' backends and both probe clients) runs besides itself: /shell's sh, the
+# probes' curl, ip and getent, and what the lab texts have students type into the clients.
+CLIENTSLIM_KEEP = (
+    "/bin/sh", "/usr/bin/curl", "/usr/bin/ip", "/usr/sbin/ip", "/usr/bin/getent",
+    "/etc/protocols", "/etc/services", "/etc/nsswitch.conf", "/etc/passwd", "/etc/group", "/tmp",
+)
+CLIENTSLIM_OPTIONAL = ("/usr/lib/x86_64-linux-gnu/libnss_files.so.2", "/etc/ssl/certs/ca-certificates.crt")
 KUBE_SERVER_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 KUBE_NODE_COMMANDS = ("kubeadm", "kubelet", "kubectl")
 
@@ -398,12 +406,12 @@ ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]"""
         self.log(f"{tag}: built in {time.monotonic() - start:.0f}s")
         return tag, base
 
-    def app_images(self, netbase: str, netbase_recipe: str) -> list[str]:
+    def app_images(self, clientslim: str, clientslim_recipe: str) -> list[str]:
         """Images the labs run, tagged with the exact names svclab's manifests and pins use."""
         p, g = self.pins, self.go_dir
         return [
-            self.binary_image(p["agnhost"]["image"], netbase, "kubernetes", {"agnhost": g / "kubernetes" / "agnhost"},
-                              entrypoint="/agnhost", dest_dir="/", base_recipe=netbase_recipe),
+            self.binary_image(p["agnhost"]["image"], clientslim, "kubernetes", {"agnhost": g / "kubernetes" / "agnhost"},
+                              entrypoint="/agnhost", dest_dir="/", base_recipe=clientslim_recipe),
             self.binary_image(p["metallb"]["controller_image"], "scratch", "metallb",
                               {"controller": g / "metallb" / "controller"}, entrypoint="/controller", dest_dir="/"),
             self.binary_image(p["metallb"]["speaker_image"], "scratch", "metallb",
@@ -473,17 +481,16 @@ ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]"""
         self.run(["docker", "info"], capture=True)
         self.go(["kind", "containerd", "runc", "crictl", "cni", "etcd", "coredns", "kubernetes", "podnet",
                  "metallb", "kube_vip", "traefik"])
-        netbase, netbase_recipe = self.imported("netbase", NETBASE_PACKAGES)
-        netslim, netslim_recipe = self.slimmed("netslim", self.rootfs("netbase", NETBASE_PACKAGES),
-                                               NETSLIM_KEEP, NETSLIM_OPTIONAL)
+        netbase = self.rootfs("netbase", NETBASE_PACKAGES)
+        netslim, netslim_recipe = self.slimmed("netslim", netbase, NETSLIM_KEEP, NETSLIM_OPTIONAL)
+        clientslim, clientslim_recipe = self.slimmed("clientslim", netbase, CLIENTSLIM_KEEP, CLIENTSLIM_OPTIONAL)
         system = self.system_images(netslim, netslim_recipe)
-        apps = self.app_images(netbase, netbase_recipe)
+        apps = self.app_images(clientslim, clientslim_recipe)
         # The labs' images ride in the node image too: a fresh cluster starts them at once
         # instead of streaming ~600 MB into every node on each `cluster.up`.
         node, base = self.node_image([*system, *apps])
-        rootfs = [self.imported(name, pkgs)[0] for name, pkgs in (("node-rootfs", NODE_PACKAGES),
-                                                                   ("netbase", NETBASE_PACKAGES))]
-        self.prune({node, base, netslim, *system, *apps, *rootfs})
+        rootfs = [self.imported("node-rootfs", NODE_PACKAGES)[0]]
+        self.prune({node, base, netslim, clientslim, *system, *apps, *rootfs})
         self.mirror()
         self.install_tools()
         took = time.monotonic() - start
