@@ -147,16 +147,17 @@ def run_bench(settings: Settings, ui: UI, *, repeat: int = 3) -> dict:
     bare_samples, up_samples = [], []
     env = None
     try:
-        # Alternating pairs, the medians reported: one pair alone swings by a few seconds.
+        # Alternating pairs, the medians reported: one pair alone swings by a few seconds. Each
+        # create runs with no other cluster on the host; the last `up` stays for what follows.
         for round_ in range(1, repeat + 1):
+            if env is not None:
+                lifecycle.down(bench, ui)
             ui.step(f"round {round_}/{repeat}: bare `kind create cluster` ({bare.workers} workers)")
             try:
                 bare_samples.append(_timed(lambda: kind.create(write_kind_config(bare)))[1])
             finally:
                 kind.delete()
                 shutil.rmtree(bare.cluster_dir, ignore_errors=True)
-            if env is not None:
-                lifecycle.down(bench, ui)
             ui.step(f"round {round_}/{repeat}: svclab cold `cluster.up`")
             env, took_up = _timed(lambda: lifecycle.up(bench, ui))
             up_samples.append(took_up)
