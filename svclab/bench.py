@@ -152,6 +152,7 @@ def run_bench(settings: Settings, ui: UI, *, repeat: int = 3) -> dict:
         for round_ in range(1, repeat + 1):
             if env is not None:
                 lifecycle.down(bench, ui)
+                network.ensure_network(dc, settings.network)   # `down` removed it with its last cluster
             ui.step(f"round {round_}/{repeat}: bare `kind create cluster` ({bare.workers} workers)")
             try:
                 bare_samples.append(_timed(lambda: kind.create(write_kind_config(bare)))[1])
