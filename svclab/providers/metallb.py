@@ -122,12 +122,12 @@ class MetalLB:
                 raise SvclabError(f"MetalLB rejected its address pool: {message}") from None
 
         pool_applied = applied()
+        since = time.time()   # the controller's pod is new from here on (for the crash check below)
         kube.apply([obj for obj in objects if obj not in first])
         if pool_applied is None:
             wait_until("MetalLB's webhook to accept the address pool", applied, timeout=timeout, interval=0.25)
         # Waited for instead of the controller's readiness probe, which passes seconds later and
         # says less: a controller that counts the pool's addresses assigns them.
-        since = time.time()
         wait_until(f"MetalLB's controller to load pool {POOL_NAME}", lambda: self.pool_loaded(kube, ctx.pool),
                    timeout=timeout, interval=0.25, fail=lambda: kube.broken_pod_reason(NAMESPACE, since))
         kube.wait_daemonset(NAMESPACE, "speaker", timeout=timeout)
