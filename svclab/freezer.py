@@ -17,25 +17,31 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 STUCK_MESSAGE = "did not receive an exit event"   # Docker's words for a container that cannot die
 
 
-def _container_cgroups(container_id: str, root: Path) -> list[tuple[Path, str, str]]:
-    """(cgroup folder, freeze file, its frozen value) where Docker may have put the container."""
+# What a freeze file reads while a freeze is in effect. cgroup v1 says FREEZING until every task
+# has stopped, which a task in an uninterruptible sleep can put off indefinitely.
+_V1_FROZEN = ("FROZEN", "FREEZING")
+_V2_FROZEN = ("1",)
+
+
+def _container_cgroups(container_id: str, root: Path) -> list[tuple[Path, str, tuple[str, ...]]]:
+    """(cgroup folder, freeze file, its frozen values) where Docker may have put the container."""
     return [
-        (root / "freezer" / "docker" / container_id, "freezer.state", "FROZEN"),                    # v1, cgroupfs
-        (root / "freezer" / "system.slice" / f"docker-{container_id}.scope", "freezer.state", "FROZEN"),  # v1, systemd
-        (root / "docker" / container_id, "cgroup.freeze", "1"),                                      # v2, cgroupfs
-        (root / "system.slice" / f"docker-{container_id}.scope", "cgroup.freeze", "1"),              # v2, systemd
+        (root / "freezer" / "docker" / container_id, "freezer.state", _V1_FROZEN),                    # v1, cgroupfs
+        (root / "freezer" / "system.slice" / f"docker-{container_id}.scope", "freezer.state", _V1_FROZEN),  # v1, systemd
+        (root / "docker" / container_id, "cgroup.freeze", _V2_FROZEN),                                 # v2, cgroupfs
+        (root / "system.slice" / f"docker-{container_id}.scope", "cgroup.freeze", _V2_FROZEN),         # v2, systemd
     ]
 
 
 def frozen_below(container_id: str, root: Path = CGROUP_ROOT) -> list[Path]:
     """The freeze files of frozen cgroups inside the container CONTAINER_ID's cgroup."""
     frozen = []
-    for folder, name, value in _container_cgroups(container_id, root):
+    for folder, name, values in _container_cgroups(container_id, root):
         if not folder.is_dir():
             continue
         for path in sorted(folder.rglob(name)):
             try:
-                if path.read_text().strip() == value:
+                if path.read_text().strip() in values:
                     frozen.append(path)
             except OSError:
                 continue

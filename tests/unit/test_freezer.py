@@ -28,6 +28,13 @@ def test_thaws_only_frozen_cgroups_inside_the_node(tmp_path):
     assert freezer.thaw(NODE, tmp_path) == 0
 
 
+def test_a_freeze_still_in_progress_is_thawed_too(tmp_path):
+    freezing = _cgroup(tmp_path, f"freezer/docker/{NODE}/kubelet.slice/pod1/cri-containerd-3.scope", "freezer.state",
+                       "FREEZING")
+    assert freezer.thaw(NODE, tmp_path) == 1
+    assert freezing.read_text() == "THAWED"
+
+
 def test_cgroup_v2_freeze_files_are_cleared(tmp_path):
     frozen = _cgroup(tmp_path, f"system.slice/docker-{NODE}.scope/kubelet.slice/a", "cgroup.freeze", "1")
     assert freezer.thaw(NODE, tmp_path) == 1
