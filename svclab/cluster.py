@@ -18,7 +18,7 @@ from .config import Settings
 from .errors import CommandError, PrerequisiteError, SvclabError, UsageError
 from .run import Echo, run
 
-__all__ = ["BACKEND_NODE_LABEL", "Kind", "find_tool", "render_kind_config", "shape_of", "ClusterRecord"]
+__all__ = ["BACKEND_NODE_LABEL", "Kind", "find_tool", "node_containers", "render_kind_config", "shape_of", "ClusterRecord"]
 
 BACKEND_NODE_LABEL = "svclab.io/backend-node"
 RECORD_FILE = "cluster.json"
@@ -94,6 +94,12 @@ class ClusterRecord:
         (directory / RECORD_FILE).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
 
 
+def node_containers(dc, cluster: str, *, stopped: bool = True, sparse: bool = False) -> list:
+    """The node containers of kind cluster CLUSTER (kind labels each with its cluster's name);
+    STOPPED includes those not running, SPARSE skips inspecting each one (ids and names only)."""
+    return dc.containers.list(all=stopped, sparse=sparse, filters={"label": f"{KIND_CLUSTER_LABEL}={cluster}"})
+
+
 class Kind:
     """The kind binary, always run against svclab's docker network and kubeconfig file."""
 
@@ -155,7 +161,7 @@ class Kind:
 
         dc = docker_client()
         while True:
-            for container in self._node_containers(dc):
+            for container in node_containers(dc, self.settings.cluster_name, sparse=True):
                 if self.echo:
                     self.echo(f"$ docker rm --force --volumes {container.id[:12]}")
                 try:
@@ -171,15 +177,11 @@ class Kind:
                 return
             time.sleep(0.5)
 
-    def _node_containers(self, dc) -> list:
-        label = f"{KIND_CLUSTER_LABEL}={self.settings.cluster_name}"
-        return dc.containers.list(all=True, sparse=True, filters={"label": label})
-
     def _thaw_nodes(self) -> int:
         """Thaws what is frozen inside this cluster's node containers (see freezer.py)."""
         from .network import docker_client
 
-        thawed = sum(freezer.thaw(c.id) for c in self._node_containers(docker_client()))
+        thawed = sum(freezer.thaw(c.id) for c in node_containers(docker_client(), self.settings.cluster_name, sparse=True))
         if thawed and self.echo:
             self.echo(f"thawed {thawed} frozen cgroups inside the nodes of {self.settings.cluster_name}")
         return thawed

@@ -18,7 +18,7 @@ from pathlib import Path
 from docker.errors import DockerException, ImageNotFound
 
 from . import ingress, network
-from .cluster import ClusterRecord, Kind, check_shape, find_tool, shape_of, write_kind_config
+from .cluster import ClusterRecord, Kind, check_shape, find_tool, node_containers, shape_of, write_kind_config
 from .config import DEFAULT_PROVIDER, DEFAULT_WORKERS, Settings, pins
 from .errors import PrerequisiteError, SvclabError, UsageError
 from .kube import Kube, WaitCancelled, cancel_waits, load_manifests
@@ -70,11 +70,6 @@ def _carve(dc, settings: Settings) -> Pool:
     )
     network.save_pool(path, pool)
     return pool
-
-
-def _node_containers(dc, cluster: str) -> list:
-    """The cluster's node containers, running or not (kind labels each with its cluster's name)."""
-    return dc.containers.list(all=True, filters={"label": f"io.x-k8s.kind.cluster={cluster}"})
 
 
 def _images_in_node(node) -> set[str]:
@@ -183,7 +178,7 @@ def up(settings: Settings, ui: UI) -> Environment:
         if record.shape.get("provider") != settings.provider:
             raise UsageError(f"cluster {settings.cluster_name} runs provider {record.shape.get('provider')!r}",
                              hint=f"run `svclab cluster.down --name {settings.cluster_name}` first, or pick another --name")
-        stopped = [node.name for node in _node_containers(dc, settings.cluster_name) if node.status != "running"]
+        stopped = [node.name for node in node_containers(dc, settings.cluster_name) if node.status != "running"]
         if stopped:
             raise SvclabError(f"cluster {settings.cluster_name}: node {stopped[0]} is not running",
                               hint=f"start it (`docker start {' '.join(stopped)}`), or run "
@@ -217,7 +212,7 @@ def up(settings: Settings, ui: UI) -> Environment:
         if not fresh:
             kube.wait_api_server(timeout=settings.wait_timeout)
         _preload(dc, [*provider.images(), agnhost_image(), *ingress.images(settings.ingress)],
-                 _node_containers(dc, settings.cluster_name), kind, ui)
+                 node_containers(dc, settings.cluster_name), kind, ui)
         env = Environment(settings, kube, pool, provider, port, ui)
         # Everything is applied at once; pods start as soon as their node is Ready.
         _together(lambda: provider.install(env), lambda: ingress.install(env), lambda: install_client_pod(env),

@@ -19,6 +19,7 @@ from collections import defaultdict
 
 import yaml
 
+from .cluster import node_containers
 from .errors import SvclabError, UsageError
 
 __all__ = ["NodeRules", "iptables_rules", "nft_rules", "names_service", "parse_service", "node_rules",
@@ -223,8 +224,7 @@ def collect(settings, service_arg: str | None, node: str | None = None) -> tuple
             raise UsageError(f"Service {namespace}/{name} does not exist in cluster {settings.cluster_name}",
                              hint="check the name; a lab's Services live in namespace svclab-<lab>") from None
         raise
-    containers = sorted(docker_client().containers.list(
-        filters={"label": f"io.x-k8s.kind.cluster={settings.cluster_name}"}), key=lambda c: c.name)
+    containers = sorted(node_containers(docker_client(), settings.cluster_name, stopped=False), key=lambda c: c.name)
     if node is not None:
         containers = [c for c in containers if c.name == node]
         if not containers:
