@@ -45,21 +45,20 @@ NODE_PACKAGES = (
     "libseccomp2 pigz bash ca-certificates curl jq procps"
 ).split()
 NETBASE_PACKAGES = "iptables nftables conntrack ipset iproute2 curl ca-certificates".split()
+# Files every cut-down root keeps: name and user lookups, and a place for temporary files.
+SLIM_COMMON = ("/etc/protocols", "/etc/services", "/etc/nsswitch.conf", "/etc/passwd", "/etc/group", "/tmp")
+SLIM_COMMON_OPTIONAL = ("/usr/lib/x86_64-linux-gnu/libnss_files.so.2",)
 # What kube-proxy (iptables, nftables and ipvs modes) and podnet run, and the files they read.
 NETSLIM_KEEP = (
     *(f"/usr/sbin/{cmd}{suffix}" for cmd in ("iptables", "ip6tables") for suffix in ("", "-save", "-restore")),
     "/usr/sbin/nft", "/usr/sbin/conntrack", "/usr/sbin/ipset", "/usr/lib/x86_64-linux-gnu/xtables",
-    "/etc/protocols", "/etc/services", "/etc/ethertypes", "/etc/nsswitch.conf", "/etc/passwd", "/etc/group",
-    "/tmp", "/run", "/var/run",
+    "/etc/ethertypes", "/run", "/var/run", *SLIM_COMMON,
 )
-NETSLIM_OPTIONAL = ("/usr/lib/x86_64-linux-gnu/libnss_files.so.2",)
+NETSLIM_OPTIONAL = SLIM_COMMON_OPTIONAL
 # What agnhost (the labs' backends and both probe clients) runs besides itself: /shell's sh, the
 # probes' curl, ip and getent, and what the lab texts have students type into the clients.
-CLIENTSLIM_KEEP = (
-    "/bin/sh", "/usr/bin/curl", "/usr/bin/ip", "/usr/sbin/ip", "/usr/bin/getent",
-    "/etc/protocols", "/etc/services", "/etc/nsswitch.conf", "/etc/passwd", "/etc/group", "/tmp",
-)
-CLIENTSLIM_OPTIONAL = ("/usr/lib/x86_64-linux-gnu/libnss_files.so.2", "/etc/ssl/certs/ca-certificates.crt")
+CLIENTSLIM_KEEP = ("/bin/sh", "/usr/bin/curl", "/usr/bin/ip", "/usr/sbin/ip", "/usr/bin/getent", *SLIM_COMMON)
+CLIENTSLIM_OPTIONAL = (*SLIM_COMMON_OPTIONAL, "/etc/ssl/certs/ca-certificates.crt")
 KUBE_SERVER_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 KUBE_NODE_COMMANDS = ("kubeadm", "kubelet", "kubectl")
 
