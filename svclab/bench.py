@@ -72,7 +72,7 @@ def time_services(env: lifecycle.Environment, count: int) -> float:
     answers the outside client (or, without a provider, has been admitted)."""
     kube, timeout = env.kube, env.settings.wait_timeout
     services = _lb_services(count)
-    ctx = types.SimpleNamespace(settings=env.settings, client_port=env.client_port,
+    ctx = types.SimpleNamespace(settings=env.settings, outside=env.outside,
                                 topology=types.SimpleNamespace(pool=env.pool))
 
     def answers(ip: str) -> bool:

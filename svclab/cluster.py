@@ -65,7 +65,9 @@ def render_kind_config(settings: Settings) -> dict[str, Any]:
         "kind": "Cluster",
         "apiVersion": "kind.x-k8s.io/v1alpha4",
         "name": settings.cluster_name,
-        "networking": {"kubeProxyMode": settings.kube_proxy_mode, "ipFamily": "ipv4"},
+        # The API server is the only port a cluster publishes on the host: on loopback, behind TLS
+        # with client certificates (kind's default address, written out so a test can hold it).
+        "networking": {"kubeProxyMode": settings.kube_proxy_mode, "ipFamily": "ipv4", "apiServerAddress": "127.0.0.1"},
         "nodes": nodes,
     }
 

@@ -194,8 +194,8 @@ class ProbeContext:
         return self.lab.namespace
 
     @property
-    def client_port(self) -> int:
-        return self.env.client_port
+    def outside(self):
+        return self.env.outside
 
     def render(self, manifest: str) -> str:
         return render_manifest(self.lab, manifest)

@@ -18,6 +18,7 @@ from pathlib import Path
 from docker.errors import DockerException, ImageNotFound
 
 from . import ingress, network
+from .outside import OutsideClient
 from .cluster import ClusterRecord, Kind, check_shape, find_tool, node_containers, shape_of, write_kind_config
 from .config import DEFAULT_PROVIDER, DEFAULT_WORKERS, Settings, pins
 from .errors import PrerequisiteError, SvclabError, UsageError
@@ -46,7 +47,7 @@ class Environment:
     kube: Kube
     pool: Pool
     provider: Provider
-    client_port: int       # loopback port of the outside client's agnhost
+    outside: OutsideClient  # commands for the outside client container, over the Docker API
     ui: UI
 
     def step(self, message: str) -> None:
@@ -207,13 +208,13 @@ def up(settings: Settings, ui: UI) -> Environment:
                 ClusterRecord(settings.cluster_name, _shape(settings)).save(settings.cluster_dir)
             elif not settings.kubeconfig.exists():
                 kind.write_kubeconfig()
-            _, port = client.result()
+            client_name = client.result()
         kube = Kube(settings.kubeconfig)
         if not fresh:
             kube.wait_api_server(timeout=settings.wait_timeout)
         _preload(dc, [*provider.images(), agnhost_image(), *ingress.images(settings.ingress)],
                  node_containers(dc, settings.cluster_name), kind, ui)
-        env = Environment(settings, kube, pool, provider, port, ui)
+        env = Environment(settings, kube, pool, provider, OutsideClient(dc, client_name), ui)
         # Everything is applied at once; pods start as soon as their node is Ready.
         _together(lambda: provider.install(env), lambda: ingress.install(env), lambda: install_client_pod(env),
                   lambda: kube.wait_nodes_ready(settings.workers + 1, timeout=settings.wait_timeout))
@@ -250,8 +251,9 @@ def connect(settings: Settings, ui: UI) -> Environment:
     if pool is None:
         raise SvclabError(f"cluster {settings.cluster_name} has no address pool record",
                           hint="run `svclab cluster.down` and `svclab cluster.up`")
-    _, port = network.start_client(dc, cluster=settings.cluster_name, pool=pool, image=agnhost_image())
-    return Environment(settings, Kube(settings.kubeconfig), pool, get_provider(settings.provider), port, ui)
+    client_name = network.start_client(dc, cluster=settings.cluster_name, pool=pool, image=agnhost_image())
+    return Environment(settings, Kube(settings.kubeconfig), pool, get_provider(settings.provider),
+                       OutsideClient(dc, client_name), ui)
 
 
 def down(settings: Settings, ui: UI) -> bool:

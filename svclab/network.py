@@ -209,42 +209,37 @@ def client_container_name(cluster: str) -> str:
     return f"svclab-client-{cluster}"
 
 
-CLIENT_PORT = 8080
+# The client's main process: drop the default route (so nothing it sends can leave the docker
+# network), refuse to run if one is left, then idle. It serves nothing: svclab commands it over
+# the Docker API (see outside.py).
+CLIENT_COMMAND = 'ip route del default 2>/dev/null; [ -z "$(ip route show default)" ] || exit 1; exec /agnhost pause'
 
 
-def start_client(dc, *, cluster: str, pool: Pool, image: str) -> tuple[str, int]:
-    """Starts (or finds) the outside client: an agnhost netexec server on the cluster's network at
-    the pool's client address, reachable from this host on a loopback port. Its default route is
-    removed, so nothing it sends can leave the docker network."""
+def start_client(dc, *, cluster: str, pool: Pool, image: str) -> str:
+    """Starts (or finds) the outside client: a container on the cluster's network at the pool's
+    client address, with no default route and no published port. Returns its name. A client
+    made by an older svclab (which published agnhost netexec on a loopback port) is replaced."""
     from docker.errors import NotFound
 
     name = client_container_name(cluster)
     try:
         container = dc.containers.get(name)
-        if container.status != "running":
+        if container.status != "running" or container.attrs["HostConfig"].get("PortBindings"):
             container.remove(force=True)
             raise NotFound(name)
     except NotFound:
         networking = dc.api.create_networking_config({
             pool.network: dc.api.create_endpoint_config(ipv4_address=pool.client_ip),
         })
-        host_config = dc.api.create_host_config(
-            cap_add=["NET_ADMIN"], port_bindings={CLIENT_PORT: ("127.0.0.1", None)},
-        )
         created = dc.api.create_container(
-            image, name=name, detach=True, ports=[CLIENT_PORT],
+            image, name=name, detach=True,
             labels={MANAGED_LABEL: "true", CLUSTER_LABEL: cluster, POOL_LABEL: json.dumps(dataclasses.asdict(pool))},
-            entrypoint=["/bin/sh", "-c"],
-            command=[f"ip route del default 2>/dev/null; exec /agnhost netexec --http-port={CLIENT_PORT}"],
-            host_config=host_config, networking_config=networking,
+            entrypoint=["/bin/sh", "-c"], command=[CLIENT_COMMAND],
+            host_config=dc.api.create_host_config(cap_add=["NET_ADMIN"]),  # to remove its default route
+            networking_config=networking,
         )
         dc.api.start(created["Id"])
-        container = dc.containers.get(name)
-    container.reload()
-    binding = (container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{CLIENT_PORT}/tcp") or []
-    if not binding:
-        raise SvclabError(f"client container {name} has no published port")
-    return name, int(binding[0]["HostPort"])
+    return name
 
 
 def remove_client(dc, cluster: str) -> bool:

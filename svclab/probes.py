@@ -15,10 +15,11 @@ Probe kinds (the vocabulary lab definitions use):
     failover  freeze the node that holds a Service's external address and time how long until the
               address answers again through another node; then thaw it
 
-Clients: ``pod`` is the in-cluster client pod (reached through the API server's pod proxy);
-``outside`` is the client container on the cluster's docker network (reached on a loopback port;
-it has no default route, so it can reach nothing beyond that network). Both run agnhost netexec,
-whose /dial endpoint makes the requests; the echo backends answer /hostname and /clientip.
+Clients: ``pod`` is the in-cluster client pod, agnhost netexec reached through the API server's
+pod proxy (whose /dial endpoint makes the requests); ``outside`` is the client container on the
+cluster's docker network, commanded over the Docker API (outside.py: curl from a shell; it has no
+default route and publishes no port, so it can reach nothing beyond that network and nobody
+without Docker's authority can command it). The echo backends answer /hostname and /clientip.
 """
 
 from __future__ import annotations
@@ -32,12 +33,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import requests
 from kubernetes import watch
 from kubernetes.client.rest import ApiException
 
 from .errors import SvclabError, UsageError
 from .kube import api_error_message, load_manifests, poll
+from .outside import dial_script, parse_dial
 
 __all__ = ["Observation", "Topology", "PROBE_KINDS", "check_expectation", "describe_expectation", "observe"]
 
@@ -326,31 +327,30 @@ def http_targets(ctx, spec: Mapping[str, Any]) -> list[tuple[str, str, int]]:
     raise UsageError(f"unknown http via {via!r}")
 
 
-def outside_shell(ctx, cmd: str, *, timeout: float) -> dict[str, str]:
-    """Runs CMD in the outside client (agnhost's /shell); {"output": ..., "error": ...}. Callers
-    build CMD only from validated addresses, ports and host names."""
-    response = requests.get(f"http://127.0.0.1:{ctx.client_port}/shell", params={"cmd": cmd}, timeout=timeout + 10)
-    response.raise_for_status()
-    return response.json()
+def outside_run(ctx, command: str, *, timeout: float) -> tuple[int, str]:
+    """(exit status, output) of COMMAND run in the outside client (over the Docker API, see
+    outside.py). Callers build COMMAND only from validated addresses, ports and host names."""
+    return ctx.outside.run(command, timeout=timeout + 5)
 
 
 _HOSTNAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_REQUEST = re.compile(r"^[a-z]*$")
 
 
-def curl_with_host(ctx, ip: str, port: int, host_header: str, request: str, tries: int) -> dict[str, list[str]]:
-    """Like agnhost's /dial, but with a Host header (for Ingress rules); from the outside client."""
-    if not _HOSTNAME.match(host_header) or not re.match(r"^[a-z]*$", request):
+def outside_dial(ctx, host: str, port: int, request: str, tries: int, *, host_header: str | None = None,
+                 timeout: float | None = None) -> dict[str, list[str]]:
+    """TRIES requests from the outside client to HOST:PORT/REQUEST (with a Host header for
+    Ingress rules), each on a new connection; answered like agnhost's /dial."""
+    if not _REQUEST.match(request) or (host_header is not None and not _HOSTNAME.match(host_header)):
         raise UsageError(f"invalid host {host_header!r} or request {request!r} in a probe")
-    ip, port = lab_address(ctx, ip), int(port)  # validated: they go into a command line
-    cmd = f"curl -s -f -m {ctx.settings.probe_timeout:g} -H 'Host: {host_header}' http://{ip}:{port}/{request}"
-    responses, errors = [], []
-    for _ in range(tries):
-        out = outside_shell(ctx, cmd, timeout=ctx.settings.probe_timeout)
-        if "error" in out:
-            errors.append(f"curl -H 'Host: {host_header}': {out['error']}")
-        else:
-            responses.append(out.get("output", "").strip())
-    return {"responses": responses, "errors": errors}
+    host, port = lab_address(ctx, host), int(port)  # validated: they go into a command line
+    timeout = ctx.settings.probe_timeout if timeout is None else timeout
+    headers = (f"Host: {host_header}",) if host_header else ()
+    # Behind an Ingress controller an HTTP error (404: no rule for that host yet) is not the backend.
+    script = dial_script(f"http://{host}:{port}/{request}", tries=tries, timeout=timeout, headers=headers,
+                         http_errors_fail=bool(host_header))
+    _, output = outside_run(ctx, script, timeout=tries * (timeout + 1))
+    return parse_dial(output)
 
 
 # kind's default Service and pod networks, which svclab's kind config keeps.
@@ -379,9 +379,7 @@ def dial(ctx, source: str, host: str, port: int, request: str, tries: int) -> di
     query = [("request", request), ("protocol", "http"), ("host", host), ("port", str(port)), ("tries", str(tries))]
     budget = tries * (ctx.settings.probe_timeout + 1) + 10
     if source == "outside":
-        response = requests.get(f"http://127.0.0.1:{ctx.client_port}/dial", params=query, timeout=budget)
-        response.raise_for_status()
-        return response.json()
+        return outside_dial(ctx, host, port, request, tries)
     text = ctx.kube.get_json(f"/api/v1/namespaces/svclab-system/pods/{ctx.client_pod}:8080/proxy/dial",
                              query, timeout=budget)
     return json.loads(text)
@@ -404,7 +402,7 @@ def observe_http(ctx, spec: Mapping[str, Any]) -> Observation:
     for label, host, port in targets:
         if spec.get("host"):
             label += f" (Host: {spec['host']})"
-            result = curl_with_host(ctx, host, port, spec["host"], request, tries)
+            result = outside_dial(ctx, host, port, request, tries, host_header=spec["host"])
         else:
             result = dial(ctx, source, host, port, request, tries)
         got, errs = result.get("responses", []), result.get("errors", [])
@@ -484,7 +482,7 @@ def _health_codes(ctx, port: int) -> tuple[dict[str, int], list[str]]:
     for node in ctx.topology.nodes:
         ip = lab_address(ctx, node.ip)  # validated: it goes into a command line
         cmd = f"curl -s -m {int(ctx.settings.probe_timeout)} -w '\\n%{{http_code}}' http://{ip}:{port}/"
-        output = outside_shell(ctx, cmd, timeout=ctx.settings.probe_timeout).get("output", "")
+        _, output = outside_run(ctx, cmd, timeout=ctx.settings.probe_timeout)
         body, _, code = output.rpartition("\n")
         codes[node.name] = int(code) if code.strip().isdigit() else 0
         try:
@@ -618,7 +616,7 @@ def arp_holder(ctx, ip: str) -> str | None:
     from .network import docker_client
 
     ip = str(ipaddress.IPv4Address(ip))  # validated: it goes into a command line
-    out = outside_shell(ctx, f"ip neigh show {ip}", timeout=5).get("output", "")
+    _, out = outside_run(ctx, f"ip neigh show {ip}", timeout=5)
     match = re.search(r"lladdr ([0-9a-f:]{17})", out)
     if not match:
         return None
@@ -631,11 +629,9 @@ def arp_holder(ctx, ip: str) -> str | None:
 
 
 def _outside_get(ctx, ip: str, port: int, path: str, timeout: float) -> str | None:
-    """One quick HTTP GET from the outside client (curl, so the timeout can be short)."""
-    ip, port = lab_address(ctx, ip), int(port)  # validated: they go into a command line
-    cmd = f"curl -s -f -m {timeout:g} http://{ip}:{port}/{path}"
-    out = outside_shell(ctx, cmd, timeout=timeout)
-    return out.get("output") if "error" not in out else None
+    """One quick HTTP GET from the outside client: its answer, or None."""
+    got = outside_dial(ctx, ip, port, path, 1, timeout=timeout).get("responses")
+    return got[0] if got else None
 
 
 def observe_failover(ctx, spec: Mapping[str, Any]) -> Observation:
