@@ -1,5 +1,5 @@
 # Sourced by run.sh and test.sh: everything a fresh machine needs before svclab runs.
-#   - Docker engine and kernel limits (host-setup.sh)
+#   - Docker engine and kernel limits (host-setup.sh; exit 3 and what to do when it may not fix them)
 #   - the Python environment in .venv, with svclab installed in it
 #   - unless SVCLAB_USE_TESTBED=0: the test bed (every image built locally, for hosts that cannot
 #     pull from container registries), handed to svclab through its ordinary settings
@@ -7,7 +7,13 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=$repo/.venv
 
-bash "$repo/scripts/host-setup.sh"
+# host-setup.sh exits 3 when this machine lacks something it may not change itself; it has then
+# printed what is missing and the commands that fix it. Stop with its exit code.
+bash "$repo/scripts/host-setup.sh" || {
+  rc=$?
+  printf '[env] %s stopped: this machine is not ready for svclab (see above)\n' "${0##*/}" >&2
+  exit "$rc"
+}
 
 python=${PYTHON:-python3}
 if [[ ! -x $venv/bin/python ]]; then
