@@ -14,7 +14,7 @@ import string
 import time
 import types
 
-from . import labs, lifecycle, network, probes
+from . import labs, lifecycle, network, probes, resources
 from .cluster import Kind, write_kind_config
 from .config import DEFAULT_WORKERS, Settings
 from .errors import SvclabError
@@ -106,7 +106,7 @@ def time_services(env: lifecycle.Environment, count: int) -> float:
 
 
 def services_scaling(env: lifecycle.Environment, ui: UI) -> dict[int, float]:
-    echo = string.Template((lifecycle.MANIFESTS / "echo-spread.yaml").read_text()).substitute(
+    echo = string.Template((resources.manifests_dir() / "echo-spread.yaml").read_text()).substitute(
         AGNHOST_IMAGE=lifecycle.agnhost_image())
     env.kube.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": BENCH_NAMESPACE}}])
     env.kube.apply(load_manifests(echo), namespace=BENCH_NAMESPACE)

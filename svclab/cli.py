@@ -19,7 +19,7 @@ from invoke import Collection, Exit, Program, Task
 from invoke.exceptions import ParseError
 from kubernetes.client.rest import ApiException
 
-from . import __version__, labs, lifecycle, report
+from . import __version__, labs, lifecycle, report, resources
 from .config import load_settings
 from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, SvclabError, UsageError
 from .ui import UI, make_console
@@ -347,7 +347,7 @@ def claims(c, results=""):
     """Print the claims table (Markdown), each claim marked from `lab.all --json` result files."""
     import yaml
 
-    table = yaml.safe_load((labs.LABS_DIR / "claims.yaml").read_text())
+    table = yaml.safe_load(resources.claims_file().read_text())
     print(report.claims_markdown(table, _load_results(results)), end="")
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from . import resources
 from .errors import UsageError
 
 __all__ = ["Settings", "load_settings", "pins", "PROVIDERS", "DEFAULT_PROVIDER", "DEFAULT_WORKERS", "KUBE_PROXY_MODES",
@@ -30,7 +31,7 @@ _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 @functools.cache
 def pins() -> dict[str, Any]:
-    with (Path(__file__).parent / "pins.toml").open("rb") as f:
+    with resources.pins_file().open("rb") as f:
         return tomllib.load(f)
 
 

@@ -4,8 +4,8 @@ class svclab-traefik behind one LoadBalancer Service (which stays <pending> with
 from __future__ import annotations
 
 import string
-from pathlib import Path
 
+from . import resources
 from .config import pins
 from .kube import load_manifests
 from .placement import prefer_control_plane
@@ -15,7 +15,7 @@ __all__ = ["INGRESS_CLASS", "NAMESPACE", "SERVICE", "images", "install"]
 NAMESPACE = "svclab-traefik"
 SERVICE = "traefik"
 INGRESS_CLASS = "svclab-traefik"
-MANIFEST = Path(__file__).resolve().parent.parent / "manifests" / "ingress-traefik.yaml"
+MANIFEST = resources.manifests_dir() / "ingress-traefik.yaml"
 
 
 def images(controller: str) -> list[str]:

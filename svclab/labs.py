@@ -12,12 +12,12 @@ import dataclasses
 import string
 import time
 from collections.abc import Mapping
-from pathlib import Path
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import yaml
 
-from . import probes
+from . import probes, resources
 from .errors import SvclabError, UsageError
 from .config import pins
 from .kube import load_manifests, poll
@@ -26,9 +26,7 @@ from .lifecycle import SYSTEM_NAMESPACE, Environment, agnhost_image
 
 __all__ = ["Lab", "Probe", "Result", "LABS_DIR", "available_labs", "lab_ids", "load_lab", "run_lab", "start_lab", "run_probe"]
 
-ROOT = Path(__file__).resolve().parent.parent
-LABS_DIR = ROOT / "labs"
-MANIFESTS_DIR = ROOT / "manifests"
+LABS_DIR = resources.labs_dir()
 _REQUIRED = {
     "service": ("service", "field"),
     "http": ("service", "via"),
@@ -72,7 +70,7 @@ class Lab:
     manifests: tuple[str, ...]
     deployments: tuple[str, ...]
     probes: tuple[Probe, ...]
-    directory: Path
+    directory: Traversable
     disruptive: bool = False    # changes the cluster on purpose (stops a node): runs last
     upstream: tuple[str, ...] = ()  # pinned upstream manifests (pins.toml sections) applied first
     needs_ingress: bool = False     # probes the cluster's Ingress controller (cluster.up --ingress)
@@ -99,7 +97,7 @@ class Result:
 
 def lab_ids() -> list[str]:
     """Every lab folder's id, without loading the definitions."""
-    return sorted(p.parent.name for p in LABS_DIR.glob("*/lab.yaml"))
+    return sorted(p.name for p in LABS_DIR.iterdir() if (p / "lab.yaml").is_file())
 
 
 def available_labs() -> list[str]:
@@ -111,7 +109,7 @@ def _bad(lab: str, message: str) -> UsageError:
     return UsageError(f"labs/{lab}/lab.yaml: {message}", hint="fix the lab definition")
 
 
-def parse_lab(lab_id: str, data: Any, directory: Path) -> Lab:
+def parse_lab(lab_id: str, data: Any, directory: Traversable) -> Lab:
     if not isinstance(data, dict):
         raise _bad(lab_id, "expected a mapping")
     for key in ("title", "probes"):
@@ -163,13 +161,13 @@ def parse_lab(lab_id: str, data: Any, directory: Path) -> Lab:
 
 def load_lab(lab_id: str) -> Lab:
     path = LABS_DIR / lab_id / "lab.yaml"
-    if not path.exists():
+    if not path.is_file():
         raise UsageError(f"unknown lab {lab_id!r}", hint=f"choose one of {', '.join(available_labs())}")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError:
         raise _bad(lab_id, "not valid YAML") from None
-    return parse_lab(lab_id, data, path.parent)
+    return parse_lab(lab_id, data, LABS_DIR / lab_id)
 
 
 @dataclasses.dataclass
@@ -203,9 +201,9 @@ class ProbeContext:
 
 def render_manifest(lab: Lab, manifest: str) -> str:
     """The text of one of LAB's manifests (its own folder first, then manifests/), placeholders filled."""
-    for base in (lab.directory, MANIFESTS_DIR):
+    for base in (lab.directory, resources.manifests_dir()):
         path = base / manifest
-        if path.exists():
+        if path.is_file():
             break
     else:
         raise UsageError(f"lab {lab.id}: manifest {manifest} not found in labs/{lab.id}/ or manifests/")

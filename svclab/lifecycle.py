@@ -13,11 +13,10 @@ import json
 import shutil
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 from docker.errors import DockerException, ImageNotFound
 
-from . import ingress, network
+from . import ingress, network, resources
 from .outside import OutsideClient
 from .cluster import ClusterRecord, Kind, check_shape, find_tool, node_containers, shape_of, write_kind_config
 from .config import DEFAULT_PROVIDER, DEFAULT_WORKERS, Settings, pins
@@ -31,7 +30,6 @@ from .ui import UI
 __all__ = ["Environment", "up", "down", "status", "connect", "SYSTEM_NAMESPACE", "agnhost_image"]
 
 SYSTEM_NAMESPACE = "svclab-system"
-MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
 CLIENT_STARTER = "svclab-client-start"
 
 
@@ -234,7 +232,7 @@ def up(settings: Settings, ui: UI) -> Environment:
 
 def install_client_pod(env: Environment) -> None:
     env.step("starting the in-cluster client")
-    text = (MANIFESTS / "client.yaml").read_text().replace("${AGNHOST_IMAGE}", agnhost_image())
+    text = (resources.manifests_dir() / "client.yaml").read_text().replace("${AGNHOST_IMAGE}", agnhost_image())
     env.kube.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYSTEM_NAMESPACE}}])
     env.kube.apply(prefer_control_plane(load_manifests(text)), namespace=SYSTEM_NAMESPACE)
     env.kube.wait_deployment(SYSTEM_NAMESPACE, "client", timeout=env.settings.wait_timeout)

@@ -5,8 +5,8 @@ is the pinned upstream manifest, with its image pull policy relaxed for preloade
 from __future__ import annotations
 
 import string
-from pathlib import Path
 
+from .. import resources
 from ..config import pins
 from ..kube import load_manifests
 from ..mirror import fetch
@@ -14,7 +14,7 @@ from ..placement import prefer_control_plane
 
 __all__ = ["KubeVip"]
 
-MANIFEST = Path(__file__).resolve().parent.parent.parent / "manifests" / "kube-vip.yaml"
+MANIFEST = resources.manifests_dir() / "kube-vip.yaml"
 
 
 class KubeVip:
