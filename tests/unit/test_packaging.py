@@ -43,6 +43,8 @@ def _tree_files() -> list[str]:
 def tree() -> list[str]:
     if shutil.which("git") is None:
         pytest.fail("git is needed to choose the files to package")
+    if subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--is-inside-work-tree"], capture_output=True).returncode:
+        pytest.skip("not a git checkout: the files to package are the ones git knows about")
     return _tree_files()
 
 
