@@ -67,7 +67,7 @@ def save_bundle(settings: Settings, output: Path) -> dict:
             if saved.wait() != 0:
                 images_tar.unlink(missing_ok=True)
                 raise PrerequisiteError(f"docker save failed: {saved.stderr.read().decode().strip()[:200]}",
-                                        hint="the images must be in local Docker: run `invoke testbed.build` or pull them")
+                                        hint="the images must be in local Docker: pull them (`docker pull IMAGE`) or load a bundle (`svclab images.load`)")
             tar.add(images_tar, arcname="images.tar")
             images_tar.unlink()
             for url, data in files.items():

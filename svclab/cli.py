@@ -4,29 +4,27 @@ installed): thin wrappers that resolve settings, call the engine and map errors 
 from __future__ import annotations
 
 import functools
-import importlib.util
+import inspect
 import json as jsonlib
 import os
 import signal
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import requests
 import urllib3
 from docker.errors import DockerException
-from invoke import Collection, Exit, Program, Task
-from invoke.exceptions import ParseError
+from invoke import Collection, Exit
 from kubernetes.client.rest import ApiException
 
 from . import __version__, labs, lifecycle, report, resources
 from .config import load_settings
-from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, SvclabError, UsageError
+from .errors import EXIT_CLOSED_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, SvclabError, UsageError
+from .program import SvclabProgram, SvclabTask as Task
 from .ui import UI, make_console
 
 __all__ = ["namespace", "program", "main"]
 
-ROOT = Path(__file__).resolve().parent.parent
 COMMON_HELP = {
     "name": "cluster name (default: svclab)",
     "provider": "load-balancer implementation: metallb, kube-vip, none",
@@ -97,7 +95,7 @@ def down(c, name=None, verbose=False, quiet=False):
 
 @guarded
 def status(c, name=None, json=False):
-    """Show what svclab knows about a cluster."""
+    """Show what svclab knows about a cluster (it need not exist)."""
     info = lifecycle.status(_settings(name))
     if json:
         print(jsonlib.dumps(info, indent=2))
@@ -108,8 +106,8 @@ def status(c, name=None, json=False):
 
 cluster = Collection("cluster")
 UP_HELP = {**COMMON_HELP, "ingress": "Ingress controller to install: traefik (default) or none"}
-for fn, help_ in ((up, UP_HELP), (down, COMMON_HELP), (status, {"json": "print JSON"})):
-    cluster.add_task(Task(fn, help={k: v for k, v in help_.items() if k in fn.__code__.co_varnames}))
+for fn, help_ in ((up, UP_HELP), (down, COMMON_HELP), (status, {"name": COMMON_HELP["name"], "json": "print JSON"})):
+    cluster.add_task(Task(fn, help={k: v for k, v in help_.items() if k in inspect.signature(fn).parameters}))
 
 
 # ---------------------------------------------------------------- lab.*
@@ -120,7 +118,8 @@ def run_labs(lab_ids, *, name=None, provider=None, workers=None, node_image=None
     selected = [labs.load_lab(lab_id) for lab_id in lab_ids]
     ui = UI(quiet=settings.quiet, verbose=settings.verbose)
     env = lifecycle.up(settings, ui)
-    out = make_console(sys.stdout)
+    # `--json -`: standard output carries the JSON alone; the table goes to standard error.
+    out = make_console(sys.stderr if json == "-" else sys.stdout)
     if step:
         from .instructor import step_lab
 
@@ -191,11 +190,15 @@ def all_labs(c, name=None, provider=None, workers=None, node_image=None, json=No
 
 
 @guarded
-def list_labs(c):
+def list_labs(c, json=False):
     """List the labs and the claims each demonstrates."""
-    for lab_id in labs.available_labs():
-        lab = labs.load_lab(lab_id)
-        print(f"{lab_id:14} {' '.join(lab.claims):28} {lab.title}")
+    found = [labs.load_lab(lab_id) for lab_id in labs.available_labs()]
+    if json:
+        print(jsonlib.dumps([{"id": lab.id, "task": f"lab.{lab.id}", "title": lab.title, "claims": list(lab.claims)}
+                             for lab in found], indent=2))
+        return
+    for lab in found:
+        print(f"{lab.id:14} {' '.join(lab.claims):28} {lab.title}")
 
 
 @guarded
@@ -219,7 +222,7 @@ for lab_id in labs.lab_ids():
     except UsageError as e:
         lab.add_task(broken_lab_task(lab_id, e))
 lab.add_task(Task(all_labs, name="all", help=LAB_HELP))
-lab.add_task(Task(list_labs, name="list"))
+lab.add_task(Task(list_labs, name="list", help={"json": "print JSON"}))
 lab.add_task(Task(lab_rules, name="rules", help={"service": "the Service, as NAMESPACE/NAME",
                                                  "name": COMMON_HELP["name"],
                                                  "node": "only this node (default: every node)"}))
@@ -228,13 +231,19 @@ lab.add_task(Task(lab_rules, name="rules", help={"service": "the Service, as NAM
 # ---------------------------------------------------------------- doctor
 
 @guarded
-def doctor(c):
+def doctor(c, json=False):
     """Check this machine for everything that would make a lab fail, and say how to fix it."""
     from rich.table import Table
 
     from .doctor import FAIL, run_doctor
 
     findings = run_doctor(_settings())
+    if json:
+        print(jsonlib.dumps([{"check": f.check, "status": f.status, "detail": f.detail, "fix": f.fix}
+                             for f in findings], indent=2))
+        if any(f.status == FAIL for f in findings):
+            raise Exit(code=3)
+        return
     table = Table(show_lines=False)
     for column in ("check", "status", "detail", "fix"):
         table.add_column(column)
@@ -356,71 +365,14 @@ report_ns.add_task(Task(compare, help={"results": "comma-separated JSON result f
 report_ns.add_task(Task(claims, help={"results": "comma-separated JSON result files, one per provider"}))
 
 
-# ---------------------------------------------------------------- testbed.*
-
-def _builder():
-    path = ROOT / "scripts" / "testbed" / "builder.py"
-    if not path.exists():
-        raise SvclabError("the test-bed builder is only available in a checkout of svclab")
-    spec = importlib.util.spec_from_file_location("svclab_testbed_builder", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@guarded
-def tb_build(c):
-    """Build (or reuse) every image the test bed needs, from Debian packages and Go modules."""
-    if _builder().main(["build"]) != 0:
-        raise Exit(code=4)
-
-
-@guarded
-def tb_status(c):
-    """List the cached test-bed images."""
-    _builder().main(["status"])
-
-
-@guarded
-def tb_clean(c, all=False):
-    """Remove the test-bed images (--all: also the build caches)."""
-    _builder().main(["clean", *(["--all"] if all else [])])
-
-
-testbed = Collection("testbed")
-testbed.add_task(Task(tb_build, name="build"))
-testbed.add_task(Task(tb_status, name="status"))
-testbed.add_task(Task(tb_clean, name="clean", help={"all": "also remove Go, rootfs and download caches"}))
-
 namespace = Collection()
-namespace.add_task(Task(doctor))
+namespace.add_task(Task(doctor, help={"json": "print the findings as JSON"}))
 namespace.add_task(Task(bench, help={**COMMON_HELP, "json": "also write the figures as JSON to this file",
                                      "repeat": "bare/svclab cluster pairs to time; medians are reported (default 3)"}))
 namespace.add_collection(cluster)
 namespace.add_collection(lab)
 namespace.add_collection(images_ns)
 namespace.add_collection(report_ns)
-namespace.add_collection(testbed)
-
-@contextmanager
-def _usage_errors():
-    """invoke's parser errors (an unknown task or flag) as svclab's usage errors: one line, exit 2."""
-    try:
-        yield
-    except ParseError as e:
-        UI().error(f"{str(e).rstrip('!')}: `svclab --list` shows the tasks, `svclab --help TASK` a task's flags")
-        raise Exit(code=EXIT_USAGE) from None
-
-
-class SvclabProgram(Program):
-    def parse_core(self, argv):
-        with _usage_errors():
-            super().parse_core(argv)
-
-    def parse_tasks(self):
-        with _usage_errors():
-            super().parse_tasks()
-
 
 program = SvclabProgram(namespace=namespace, name="svclab", binary="svclab", version=__version__)
 
@@ -432,4 +384,10 @@ def _terminated(signum, frame):
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminated)
-    program.run()
+    try:
+        program.run()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`svclab lab.list | head -1`): end quietly, as other commands do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_CLOSED_PIPE)

@@ -204,9 +204,14 @@ def write_kind_config(settings: Settings) -> Path:
 
 
 def check_shape(record: ClusterRecord, settings: Settings) -> None:
+    """Refuses SETTINGS that ask for another shape than the existing cluster's, naming the
+    setting and where the other value came from."""
     want = shape_of(settings)
     diff = {k: (record.shape.get(k), v) for k, v in want.items() if record.shape.get(k) != v}
     if diff:
         key, (have, wanted) = next(iter(diff.items()))
-        raise UsageError(f"cluster {settings.cluster_name} exists with {key}={have!r}, not {wanted!r}",
-                         hint=f"run `svclab cluster.down --name {settings.cluster_name}` first, or pick another --name")
+        source = settings.sources.get(key)
+        down = f"run `svclab cluster.down --name {settings.cluster_name}` first, or pick another --name"
+        raise UsageError(f"cluster {settings.cluster_name} exists with {key}={have!r}, "
+                         + (f"and {source} asks for {wanted!r}" if source else f"not {wanted!r}"),
+                         hint=f"drop {source} to use the cluster as it is, {down}" if source else down)

@@ -65,6 +65,9 @@ class Settings:
     probe_timeout: float = 5.0           # seconds for one HTTP request made by a probe
     verbose: bool = False
     quiet: bool = False
+    # Where each setting that was given came from ("--workers", "SVCLAB_NODE_IMAGE", "svclab.yaml");
+    # settings absent here took their defaults (or follow an existing cluster).
+    sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.cluster_name) or len(self.cluster_name) > 40:
@@ -87,6 +90,11 @@ class Settings:
         if self.wait_timeout <= 0 or self.probe_timeout <= 0:
             raise UsageError("timeouts must be positive numbers of seconds")
 
+    def given(self, name: str) -> bool:
+        """Whether setting NAME was asked for (by a flag, the environment, the settings file, or
+        in code as a value other than its default)."""
+        return name in self.sources or getattr(self, name) != _FIELDS[name].default
+
     @property
     def cluster_dir(self) -> Path:
         return self.state_dir / "clusters" / self.cluster_name
@@ -104,7 +112,7 @@ class Settings:
         return self.cluster_dir
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "sources"}   # the settings one can give
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
@@ -157,19 +165,22 @@ def load_settings(flags: Mapping[str, Any] | None = None, *, env: Mapping[str, s
     """Resolves settings from FLAGS (None means unset), ENV and the config file."""
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     path = config_file or (Path(env["SVCLAB_CONFIG"]) if env.get("SVCLAB_CONFIG") else Path(CONFIG_FILE))
     if path.exists():
         values.update(_from_file(path))
+        sources.update(dict.fromkeys(values, str(path)))
     elif config_file is not None or env.get("SVCLAB_CONFIG"):
         raise UsageError(f"config file {path} does not exist", hint="check the path or unset SVCLAB_CONFIG")
     for name in _FIELDS:
         key = "SVCLAB_" + name.upper()
         if key in env:
-            values[name] = _coerce(name, env[key], key)
+            values[name], sources[name] = _coerce(name, env[key], key), key
     for name, value in (flags or {}).items():
         if value is None:
             continue
         if name not in _FIELDS:
             raise UsageError(f"unknown setting {name!r}")
-        values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
-    return Settings(**values)
+        flag = f"--{name.replace('_', '-')}"
+        values[name], sources[name] = _coerce(name, value, flag), flag
+    return Settings(**values, sources=sources)

@@ -6,7 +6,7 @@
     └── CommandError            exit 4   a subprocess failed; keeps its command and output
 
 Exit 0 means every probe saw what its lab expects, 1 that at least one did not, 130 that the run
-was interrupted. Each error prints as one line: what is wrong, then how to fix it.
+was interrupted, 141 that whoever read svclab's output closed the pipe (as for SIGPIPE). Each error prints as one line: what is wrong, then how to fix it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ __all__ = [
     "EXIT_PREREQUISITE",
     "EXIT_FAILURE",
     "EXIT_INTERRUPTED",
+    "EXIT_CLOSED_PIPE",
     "SvclabError",
     "UsageError",
     "PrerequisiteError",
@@ -32,6 +33,7 @@ EXIT_USAGE = 2
 EXIT_PREREQUISITE = 3
 EXIT_FAILURE = 4
 EXIT_INTERRUPTED = 130
+EXIT_CLOSED_PIPE = 141
 
 
 class SvclabError(Exception):

@@ -129,13 +129,17 @@ def _together(*tasks: Callable[[], None]) -> None:
 
 
 def resolve_from_record(settings: Settings, record: ClusterRecord | None) -> Settings:
-    """Settings left unset (provider, workers) take the existing cluster's values, else defaults:
-    `svclab lab.nodeport` simply uses the cluster `cluster.up --workers 4` made."""
+    """Settings of the cluster's shape that were not given (flag, environment, settings file)
+    take the existing cluster's values, else defaults: `svclab lab.nodeport` simply uses the
+    cluster that `cluster.up --workers 4 --provider none` made, with the node image it has."""
     shape = record.shape if record else {}
+    follow = {key: shape[key] for key in (*shape_of(settings), "provider")
+              if key in shape and shape[key] is not None and not settings.given(key)}
+    settings = dataclasses.replace(settings, **follow)
     return dataclasses.replace(
         settings,
-        provider=settings.provider or shape.get("provider") or DEFAULT_PROVIDER,
-        workers=settings.workers if settings.workers is not None else shape.get("workers", DEFAULT_WORKERS))
+        provider=settings.provider or DEFAULT_PROVIDER,
+        workers=settings.workers if settings.workers is not None else DEFAULT_WORKERS)
 
 
 def preflight(settings: Settings):
@@ -153,7 +157,8 @@ def preflight(settings: Settings):
                 raise PrerequisiteError(
                     f"node image {settings.node_image} is not in local Docker and cannot be pulled "
                     f"({str(e).splitlines()[0][:100]})",
-                    hint="build it with `invoke testbed.build`, or unset SVCLAB_NODE_IMAGE to use kind's default") from None
+                    hint=f"load it into Docker (`svclab images.load`, `docker load`), or drop "
+                         f"{settings.sources.get('node_image', 'the node_image setting')} to use kind's default") from None
     return dc, kind
 
 

@@ -9,13 +9,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 
 from .errors import EXIT_MISMATCH, EXIT_OK
 from .labs import Result
 
-__all__ = ["JSON_VERSION", "claims_markdown", "to_junit", "to_markdown", "comparison_rows", "exit_code", "render_comparison", "render_table", "to_json", "summary"]
+__all__ = ["JSON_VERSION", "claims_markdown", "to_junit", "to_markdown", "comparison_rows", "exit_code", "render_blocks", "render_comparison", "render_table", "to_json", "summary"]
 
 JSON_VERSION = 1
 
@@ -30,21 +31,62 @@ def summary(results: Sequence[Result]) -> dict[str, int]:
 
 
 def render_table(results: Sequence[Result], console: Console, *, title: str = "") -> None:
-    table = Table(title=title or None, show_lines=True, expand=False)
-    table.add_column("claim", no_wrap=True)
-    table.add_column("path")
-    table.add_column("expected")
-    table.add_column("observed")
-    table.add_column("evidence")
-    table.add_column("verdict", no_wrap=True)
-    for r in results:
-        verdict = Text("as expected", style="green") if r.passed else Text("DIFFERS", style="bold red")
-        evidence = "\n".join(r.evidence + ([f"differs: {p}" for p in r.problems] if not r.passed else []))
-        table.add_row(r.claim, f"{r.lab}: {r.path}", r.expected, r.observed, Text(evidence), verdict)
-    console.print(table)
+    """The results as a table, or, where the console is too narrow for the table's longest words
+    (an address, a node or a pod name would be cut), as one block per probe."""
+    rows = [_row(r) for r in results]
+    if _narrowest_table(rows) > console.width:
+        render_blocks(results, console, title=title)
+    else:
+        console.print(_table(rows, title))
     s = summary(results)
     style = "green" if s["failed"] == 0 and s["probes"] else "red"
     console.print(Text(f"{s['passed']}/{s['probes']} probes as expected", style=style))
+
+
+def render_blocks(results: Sequence[Result], console: Console, *, title: str = "") -> None:
+    """One block per probe, every line whole (long lines wrap, nothing is cut)."""
+    if title:
+        console.print(Text(title, style="bold"))
+    for r in results:
+        console.print()
+        mark = Text("✓ as expected", style="green") if r.passed else Text("✗ DIFFERS", style="bold red")
+        console.print(Text.assemble(mark, f"  {r.claim} {r.lab}: {r.path}"))
+        console.print(Text(f"  expected: {r.expected}"))
+        console.print(Text(f"  observed: {r.observed}"))
+        for line in r.evidence:
+            console.print(Text(f"  · {line}"))
+        for problem in (r.problems if not r.passed else []):
+            console.print(Text(f"  differs: {problem}", style="red"))
+    console.print()
+
+
+COLUMNS = ("claim", "path", "expected", "observed", "evidence", "verdict")
+
+
+def _row(r: Result) -> tuple[str, ...]:
+    evidence = "\n".join(r.evidence + ([f"differs: {p}" for p in r.problems] if not r.passed else []))
+    return (r.claim, f"{r.lab}: {r.path}", r.expected, r.observed, evidence, "as expected" if r.passed else "DIFFERS")
+
+
+def _longest_words(rows: Sequence[tuple[str, ...]]) -> list[int]:
+    return [max(cell_len(word) for cell in column for word in (cell.split() or [""]))
+            for column in zip(COLUMNS, *rows)]
+
+
+def _narrowest_table(rows: Sequence[tuple[str, ...]]) -> int:
+    """The width below which the table would have to cut a word: per column its longest word
+    (header included) plus one space each side, plus the borders."""
+    return sum(width + 2 for width in _longest_words(rows)) + len(COLUMNS) + 1
+
+
+def _table(rows: Sequence[tuple[str, ...]], title: str) -> Table:
+    table = Table(title=title or None, show_lines=True, expand=False)
+    for column, longest in zip(COLUMNS, _longest_words(rows)):
+        table.add_column(column, no_wrap=column in ("claim", "verdict"), min_width=longest)
+    for *cells, verdict in rows:
+        style = "green" if verdict == "as expected" else "bold red"
+        table.add_row(*cells[:4], Text(cells[4]), Text(verdict, style=style))
+    return table
 
 
 def to_json(results: Sequence[Result], *, context: dict[str, Any]) -> str:

@@ -180,7 +180,7 @@ def test_kubectl_missing(case):
 
 def test_absent_node_image(case):
     run = case.run("cluster.up", "--name", PREFIX + "noimage", "--node-image", "svclab.local/absent:v0")
-    case.expect(run, EXIT_PREREQUISITE, "svclab.local/absent:v0", "cannot be pulled", "testbed.build")
+    case.expect(run, EXIT_PREREQUISITE, "svclab.local/absent:v0", "cannot be pulled", "drop --node-image")
 
 
 # ------------------------------------------------------------------ docker networks and pools

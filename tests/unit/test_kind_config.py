@@ -56,3 +56,24 @@ def test_unset_workers_and_provider_follow_the_existing_cluster():
     explicit = resolve_from_record(Settings(workers=1, provider="none"), record)
     assert (explicit.workers, explicit.provider) == (1, "none")   # then check_shape refuses the mismatch
     assert (resolve_from_record(Settings(), None).workers, resolve_from_record(Settings(), None).provider) == (2, "metallb")
+
+
+def test_the_whole_shape_follows_the_existing_cluster_unless_given():
+    from svclab.config import load_settings
+    from svclab.lifecycle import resolve_from_record
+
+    record = ClusterRecord("svclab", {"workers": 1, "provider": "none", "node_image": "svclab.local/kind-node:v1",
+                                      "kube_proxy_mode": "nftables", "network": "svclab"})
+    resolved = resolve_from_record(load_settings({}, env={}), record)
+    assert (resolved.node_image, resolved.kube_proxy_mode, resolved.workers) == ("svclab.local/kind-node:v1", "nftables", 1)
+    check_shape(record, resolved)
+    # Given, even as the default value, a setting is kept, and the mismatch names where it came from.
+    given = resolve_from_record(load_settings({}, env={"SVCLAB_KUBE_PROXY_MODE": "iptables"}), record)
+    assert given.kube_proxy_mode == "iptables"
+    with pytest.raises(UsageError) as e:
+        check_shape(record, given)
+    assert e.value.message == "cluster svclab exists with kube_proxy_mode='nftables', and SVCLAB_KUBE_PROXY_MODE asks for 'iptables'"
+    assert "drop SVCLAB_KUBE_PROXY_MODE" in e.value.hint
+    flagged = resolve_from_record(load_settings({"node_image": "other:v2"}, env={}), record)
+    with pytest.raises(UsageError, match="node_image='svclab.local/kind-node:v1', and --node-image asks for 'other:v2'"):
+        check_shape(record, flagged)

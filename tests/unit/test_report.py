@@ -110,3 +110,40 @@ def test_claims_file_covers_every_claim_a_lab_names():
     assert list(claims) == [f"C{i}" for i in range(1, 22)]
     for lab_id in labs.available_labs():
         assert set(labs.load_lab(lab_id).claims) <= set(claims)
+
+
+LONG = ["outside → svclab-e2e-worker2 172.18.255.241:31080: 3/3 answered; saw echo-spread-5b8c9d7f6d-x2x9z on "
+        "svclab-e2e-worker2, echo-spread-5b8c9d7f6d-qq7lm on svclab-e2e-worker", "load balancer 172.18.255.240"]
+
+
+def test_a_narrow_console_gets_one_block_per_probe_with_nothing_cut():
+    results = [result(evidence=LONG, observed="1/1 answered, 4 backends on 2 nodes"),
+               result(passed=False, probe="x", claim="C6", evidence=["API server: 10.96.170.201 is taken"])]
+    for width in (60, 80):
+        buf = io.StringIO()
+        report.render_table(results, Console(file=buf, width=width, color_system=None))
+        text = buf.getvalue()
+        assert "…" not in text and "┃" not in text and "│" not in text   # no table, nothing cut
+        for word in ("svclab-e2e-worker2", "172.18.255.241:31080", "echo-spread-5b8c9d7f6d-x2x9z", "10.96.170.201"):
+            assert word in text, (width, word)
+        assert "✓ as expected  C5 nodeport: outside → every node" in text
+        assert "✗ DIFFERS  C6 nodeport" in text and "  differs: 1 of 3 targets did not answer every request" in text
+        assert "1/2 probes as expected" in text
+
+
+def test_a_wide_console_keeps_the_table():
+    buf = io.StringIO()
+    report.render_table([result(evidence=LONG)], Console(file=buf, width=220, color_system=None))
+    text = buf.getvalue()
+    assert "evidence" in text and "│" in text and "…" not in text
+
+
+def test_the_table_appears_exactly_where_no_word_has_to_be_cut():
+    results = [result(evidence=LONG), result(passed=False, probe="x", claim="C6")]
+    needed = report._narrowest_table([report._row(r) for r in results])
+    for width, table in ((needed, True), (needed - 1, False)):
+        buf = io.StringIO()
+        report.render_table(results, Console(file=buf, width=width, color_system=None))
+        text = buf.getvalue()
+        assert ("│" in text) == table and "…" not in text, (width, text)
+        assert "echo-spread-5b8c9d7f6d-x2x9z" in text and "172.18.255.241:31080:" in text
