@@ -119,5 +119,5 @@ def load_bundle(settings: Settings, archive: Path, mirror_dir: Path) -> dict:
         loader.stdin.close()
         if loader.wait() != 0:
             raise PrerequisiteError(f"docker load failed: {loader.stderr.read().decode().strip()[:200]}",
-                                    hint="start Docker, or run scripts/host-setup.sh")
+                                    hint="start Docker (or check DOCKER_HOST and `docker context ls`); `svclab doctor` says more")
     return manifest

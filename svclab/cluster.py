@@ -36,13 +36,17 @@ def find_tool(name: str, settings: Settings) -> str:
     found = shutil.which(name)
     if found:
         return found
-    hints = {
-        "docker": "install Docker (https://docs.docker.com/engine/install/) or run scripts/host-setup.sh",
-        "kind": "install kind v0.30.0 (https://kind.sigs.k8s.io/docs/user/quick-start/#installation) "
-                "or run `invoke testbed.build`",
-        "kubectl": "install kubectl (https://kubernetes.io/docs/tasks/tools/) or run `invoke testbed.build`",
-    }
-    raise PrerequisiteError(f"{name} was not found on PATH or in {settings.tools_dir}", hint=hints.get(name))
+    if name in ("kind", "kubectl"):
+        from .doctor import install_hint   # doctor imports this module
+
+        hint = install_hint(name, settings)
+    else:
+        hint = DOCKER_HINT if name == "docker" else None
+    raise PrerequisiteError(f"{name} was not found on PATH or in {settings.tools_dir}", hint=hint)
+
+
+DOCKER_HINT = ("install Docker (https://docs.docker.com/engine/install/; on macOS Docker Desktop, colima or "
+               "OrbStack) and start it")
 
 
 def shape_of(settings: Settings) -> dict[str, Any]:

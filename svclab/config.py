@@ -183,4 +183,8 @@ def load_settings(flags: Mapping[str, Any] | None = None, *, env: Mapping[str, s
             raise UsageError(f"unknown setting {name!r}")
         flag = f"--{name.replace('_', '-')}"
         values[name], sources[name] = _coerce(name, value, flag), flag
-    return Settings(**values, sources=sources)
+    settings = Settings(**values, sources=sources)
+    if settings.mirror is not None and not settings.mirror.is_dir():
+        raise UsageError(f"{sources['mirror']}: the mirror folder {settings.mirror} does not exist",
+                         hint="fix the path, or unset it (`svclab images.load` fills ~/.cache/svclab/mirror)")
+    return settings

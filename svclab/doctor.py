@@ -76,10 +76,7 @@ def gather(settings: Settings) -> dict:
             facts[tool] = (path, _cmd([path, *args]) or "")
         except SvclabError:
             facts[tool] = None
-    facts["os"] = platform.system().lower()
-    facts["arch"] = ARCHES.get(platform.machine().lower(), platform.machine().lower())
-    facts["go"] = shutil.which("go") is not None
-    facts["tools_dir"] = _shell_path(settings.tools_dir)
+    facts.update(platform_facts(settings))
     facts["network"] = settings.network
     for key in ("max_user_watches", "max_user_instances"):
         try:
@@ -94,6 +91,21 @@ def gather(settings: Settings) -> dict:
         facts["cap_sys_resource"] = None
     facts["routes"] = (_cmd(["ip", "-4", "route", "show"]) or "").splitlines()
     return facts
+
+
+def platform_facts(settings: Settings) -> dict:
+    """This machine's OS and architecture as release files name them, whether Go is on PATH,
+    and svclab's own tool folder: what an install command depends on."""
+    return {"os": platform.system().lower(),
+            "arch": ARCHES.get(platform.machine().lower(), platform.machine().lower()),
+            "go": shutil.which("go") is not None,
+            "tools_dir": _shell_path(settings.tools_dir)}
+
+
+def install_hint(tool: str, settings: Settings) -> str:
+    """How to install kind or kubectl at the pinned version on this machine (one line)."""
+    version = pins()["kind"]["version"] if tool == "kind" else pins()["kubernetes"]["version"]
+    return _install(tool, version, platform_facts(settings))
 
 
 def _shell_path(path: Path) -> str:

@@ -138,7 +138,7 @@ def docker_client():
         return dc
     except DockerException as e:
         raise PrerequisiteError(f"Docker does not answer ({str(e).splitlines()[0][:120]})",
-                                hint="start Docker, or run scripts/host-setup.sh") from None
+                                hint="start Docker (or check DOCKER_HOST and `docker context ls`); `svclab doctor` says more") from None
 
 
 def ensure_network(dc, name: str) -> bool:

@@ -30,7 +30,7 @@ def test_docker_down_is_a_prerequisite_error(tmp_path):
            "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
     proc = svclab("cluster.up", env=env)
     assert proc.returncode == 3, proc.stderr
-    assert "Docker does not answer" in proc.stderr and "host-setup.sh" in proc.stderr
+    assert "Docker does not answer" in proc.stderr and "svclab doctor" in proc.stderr
     assert not (tmp_path / ".local" / "state").exists()
 
 

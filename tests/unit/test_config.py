@@ -77,3 +77,14 @@ def test_pins_are_complete():
     assert p["metallb"]["controller_image"].endswith(":" + p["metallb"]["version"])
     for image in (p["agnhost"]["image"], p["kind"]["node_image"]):
         assert ":" in image and not image.endswith(":latest")
+
+
+def test_a_mirror_folder_that_does_not_exist_is_refused(tmp_path):
+    from svclab.config import load_settings
+    from svclab.errors import UsageError
+
+    with pytest.raises(UsageError) as e:
+        load_settings({}, env={"SVCLAB_MIRROR": str(tmp_path / "nope")})
+    assert e.value.message == f"SVCLAB_MIRROR: the mirror folder {tmp_path / 'nope'} does not exist"
+    (tmp_path / "mirror").mkdir()
+    assert load_settings({}, env={"SVCLAB_MIRROR": str(tmp_path / "mirror")}).mirror == tmp_path / "mirror"
