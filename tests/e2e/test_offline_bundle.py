@@ -23,6 +23,7 @@ def test_bundle_round_trip(tmp_path):
     assert save.returncode == 0, save.stderr
     assert "6 images" in save.stdout and bundle.stat().st_size > 100_000_000
     mirror = tmp_path / "mirror"
+    mirror.mkdir()   # a mirror setting must name a folder that exists
     load = subprocess.run([sys.executable, "-m", "svclab", "images.load", "--archive", str(bundle)],
                           capture_output=True, text=True, timeout=600, env={**env, "SVCLAB_MIRROR": str(mirror)})
     assert load.returncode == 0, load.stderr
