@@ -126,7 +126,9 @@ class Kube:
     def dynamic(self) -> DynamicClient:
         with self._dynamic_lock:
             if self._dynamic is None:
-                self._dynamic = DynamicClient(self.api)
+                # Its discovery cache goes beside the kubeconfig (the kubernetes client's default
+                # is a world-readable file in the temporary folder).
+                self._dynamic = DynamicClient(self.api, cache_file=str(self.kubeconfig.parent / "discovery.json"))
             return self._dynamic
 
     def _resource(self, obj: dict[str, Any]):

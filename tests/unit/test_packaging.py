@@ -22,7 +22,8 @@ import yaml
 from svclab import report
 from svclab.labs import Result
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..dist import ROOT, build_dists, tree_files
+
 TIMEOUT = 900
 
 
@@ -32,20 +33,13 @@ def _run(*args, **kwargs) -> subprocess.CompletedProcess:
     return proc
 
 
-def _tree_files() -> list[str]:
-    """The tree's files as `git ls-files` sees them: tracked ones and new ones not ignored."""
-    out = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                         capture_output=True, check=True).stdout.decode()
-    return sorted(f for f in set(out.split("\0")) if f and (ROOT / f).is_file())
-
-
 @pytest.fixture(scope="module")
 def tree() -> list[str]:
     if shutil.which("git") is None:
         pytest.fail("git is needed to choose the files to package")
     if subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--is-inside-work-tree"], capture_output=True).returncode:
         pytest.skip("not a git checkout: the files to package are the ones git knows about")
-    return _tree_files()
+    return tree_files()
 
 
 @pytest.fixture(scope="module")
@@ -59,15 +53,7 @@ def work(tmp_path_factory) -> Path:
 def dists(work, tree) -> dict[str, Path]:
     if importlib.util.find_spec("build") is None:
         pytest.fail("the `build` package is missing: pip install -e '.[test]'")
-    src = work / "src"
-    for name in tree:
-        (src / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, src / name)
-    out = work / "dist"
-    _run(sys.executable, "-m", "build", "--outdir", out, src)
-    wheels, sdists = list(out.glob("*.whl")), list(out.glob("*.tar.gz"))
-    assert len(wheels) == 1 and len(sdists) == 1, list(out.iterdir())
-    return {"wheel": wheels[0], "sdist": sdists[0]}
+    return build_dists(work, tree)
 
 
 @pytest.fixture(scope="module")
