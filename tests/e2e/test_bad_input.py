@@ -305,9 +305,9 @@ def test_cluster_of_another_shape(shaped):
     before = c.counter.snapshot()
     c.before = before
     c.expect(c.run("cluster.up", "--name", SHAPED, "--workers", "1"), EXIT_USAGE,
-             f"cluster {SHAPED} exists with workers=0, not 1", "cluster.down")
+             f"cluster {SHAPED} exists with workers=0, and --workers asks for 1", "cluster.down")
     c.expect(c.run("cluster.up", "--name", SHAPED, "--workers", "0", SVCLAB_KUBE_PROXY_MODE="ipvs"), EXIT_USAGE,
-             "kube_proxy_mode='iptables', not 'ipvs'")
+             "kube_proxy_mode='iptables', and SVCLAB_KUBE_PROXY_MODE asks for 'ipvs'")
 
 
 def test_provider_switch_on_existing_cluster(shaped):

@@ -105,7 +105,7 @@ def test_up_again_reuses(cluster):
 def test_other_shape_is_refused(cluster):
     proc = svclab("cluster.up", "--name", cluster, "--workers", "1", check=False)
     assert proc.returncode == 2
-    assert "exists with workers=2, not 1" in proc.stderr
+    assert "exists with workers=2, and --workers asks for 1" in proc.stderr
 
 
 def test_c16_cluster_policy_backend_sees_a_node(results, status):
