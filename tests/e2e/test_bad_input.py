@@ -134,12 +134,13 @@ def test_bad_environment_setting(case, key, value, words):
 
 
 def test_invalid_lab_definition(case):
-    """The labs folder is not a setting: it lies beside the package. A copy of the checkout with one
-    broken lab.yaml is run as the real command line from that copy."""
-    copy = case.tmp / "checkout"
-    for part in ("svclab", "labs", "manifests"):
-        shutil.copytree(ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
-    (copy / "labs" / "pending" / "lab.yaml").write_text(
+    """The labs are package data (svclab.builtin.labs). A copy of the package laid out as it is
+    installed, with one broken lab.yaml, is run as the real command line from that copy."""
+    copy = case.tmp / "installed"
+    shutil.copytree(ROOT / "svclab", copy / "svclab", ignore=shutil.ignore_patterns("__pycache__"))
+    for part in ("labs", "manifests"):
+        shutil.copytree(ROOT / part, copy / "svclab" / "builtin" / part, ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "svclab" / "builtin" / "labs" / "pending" / "lab.yaml").write_text(
         "title: broken\nprobes:\n  - id: p\n    kind: teleport\n    expect: {answers: true}\n")
     run = case.run("lab.pending", "--name", PREFIX + "x", cwd=copy)
     case.expect(run, EXIT_USAGE, "labs/pending/lab.yaml", "unknown kind 'teleport'")
