@@ -25,6 +25,7 @@ import hashlib
 import os
 import queue
 import signal
+import shutil
 import subprocess
 import sys
 import threading
@@ -388,3 +389,13 @@ class Running:
             t.join(30)
         return Run(self.args, self.proc.returncode, "".join(self.stdout), "".join(self.stderr),
                    time.monotonic() - self.started)
+
+
+def installed_copy(dest: Path) -> Path:
+    """A copy of the package under DEST laid out as it is installed (the labs and manifests as
+    package data inside it), for tests that change a lab: `python -m svclab` run from DEST uses
+    the copy. Returns the copy's labs folder."""
+    shutil.copytree(ROOT / "svclab", dest / "svclab", ignore=shutil.ignore_patterns("__pycache__"))
+    for part in ("labs", "manifests"):
+        shutil.copytree(ROOT / part, dest / "svclab" / "builtin" / part, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest / "svclab" / "builtin" / "labs"

@@ -24,7 +24,7 @@ import pytest
 
 from svclab.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_PREREQUISITE, EXIT_USAGE
 
-from .leaks import ROOT, LeakCounter, Run, Running, Snapshot, cli_env, diff, kind_binary, svclab
+from .leaks import LeakCounter, Run, Running, Snapshot, cli_env, diff, installed_copy, kind_binary, svclab
 
 pytestmark = pytest.mark.e2e
 
@@ -137,10 +137,7 @@ def test_invalid_lab_definition(case):
     """The labs are package data (svclab.builtin.labs). A copy of the package laid out as it is
     installed, with one broken lab.yaml, is run as the real command line from that copy."""
     copy = case.tmp / "installed"
-    shutil.copytree(ROOT / "svclab", copy / "svclab", ignore=shutil.ignore_patterns("__pycache__"))
-    for part in ("labs", "manifests"):
-        shutil.copytree(ROOT / part, copy / "svclab" / "builtin" / part, ignore=shutil.ignore_patterns("__pycache__"))
-    (copy / "svclab" / "builtin" / "labs" / "pending" / "lab.yaml").write_text(
+    (installed_copy(copy) / "pending" / "lab.yaml").write_text(
         "title: broken\nprobes:\n  - id: p\n    kind: teleport\n    expect: {answers: true}\n")
     run = case.run("lab.pending", "--name", PREFIX + "x", cwd=copy)
     case.expect(run, EXIT_USAGE, "labs/pending/lab.yaml", "unknown kind 'teleport'")

@@ -10,7 +10,6 @@ test's own $XDG_STATE_HOME (tests/e2e/leaks.py counts what is left).
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import time
@@ -22,7 +21,7 @@ import pytest
 from svclab.errors import EXIT_FAILURE, EXIT_MISMATCH, EXIT_OK
 from svclab.kube import Kube
 
-from .leaks import ROOT, LeakCounter, Run, Running, cli_env, diff, svclab
+from .leaks import ROOT, LeakCounter, Run, Running, cli_env, diff, installed_copy, svclab
 
 pytestmark = pytest.mark.e2e
 
@@ -68,12 +67,10 @@ def cluster(tmp_path_factory):
 
 
 def _checkout_with_lab(tmp: Path, lab_id: str, deployment: str) -> Path:
-    """A copy of the checkout with one more lab (the labs folder lies beside the package, so the
-    copy's command line sees it): one Deployment `echo` as DEPLOYMENT describes and its Service."""
-    copy = tmp / f"checkout-{lab_id}"
-    for part in ("svclab", "labs", "manifests"):
-        shutil.copytree(ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
-    lab = copy / "labs" / lab_id
+    """A copy of the package, laid out as installed, with one more lab (the copy's command line
+    sees it): one Deployment `echo` as DEPLOYMENT describes and its Service."""
+    copy = tmp / f"installed-{lab_id}"
+    lab = installed_copy(copy) / lab_id
     lab.mkdir()
     (lab / "lab.yaml").write_text(f"""title: "{lab_id}: a backend that never becomes ready"
 claims: [C1]
