@@ -39,6 +39,7 @@ __all__ = ["OutsideClient", "Session", "dial_script", "parse_dial", "frame_paylo
 
 _SEPARATOR = b"\x1e"      # ends a command's output, before its nonce and exit status
 _TRY_END = "\x1f"         # ends one try of a dial, before curl's exit status
+_VERBOSE = "\x1d"         # starts curl's verbose log of a failed try
 _HEADER = struct.Struct(">BxxxL")
 
 
@@ -187,9 +188,15 @@ def dial_script(url: str, *, tries: int, timeout: float, headers: tuple[str, ...
             raise SvclabError(f"refusing to put {part!r} into a command")
     options = "-sSf" if http_errors_fail else "-sS"
     header_args = "".join(f" -H '{h}'" for h in headers)
+    # curl's own message for a failed connection is generic ("Couldn't connect to server"); its
+    # verbose log, printed only for a failed try (after 0x1d), has the reason the kernel gave
+    # ("Network is unreachable": no route; "Connection refused": nothing listens). The image may
+    # have no cat: the shell reads the log itself. One log per session ($$).
+    log = "/tmp/svclab-curl-$$"
     return (f"i=0; while [ $i -lt {int(tries)} ]; do i=$((i+1)); "
-            f"curl {options} -m {timeout:g} -H 'Connection: close'{header_args} '{url}'; "
-            f"printf '{_TRY_END}%s\\n' \"$?\"; done")
+            f"curl {options} -v --stderr {log} -m {timeout:g} -H 'Connection: close'{header_args} '{url}'; s=$?; "
+            f"if [ $s -ne 0 ]; then printf '{_VERBOSE}'; while IFS= read -r line; do printf '%s\\n' \"$line\"; "
+            f"done < {log}; fi; printf '{_TRY_END}%s\\n' $s; done")
 
 
 _TRY = re.compile(_TRY_END + r"(\d+)\n")
@@ -200,10 +207,22 @@ def parse_dial(output: str) -> dict[str, list[str]]:
     succeeded, and an error line for each that did not."""
     responses, errors, start = [], [], 0
     for match in _TRY.finditer(output):
-        body, status = output[start:match.start()].strip(), int(match.group(1))
+        body, status = output[start:match.start()], int(match.group(1))
         start = match.end()
         if status == 0:
-            responses.append(body)
+            responses.append(body.strip())
         else:
-            errors.append(body or f"curl exited {status}")
+            errors.append(_failure(status, body.partition(_VERBOSE)[2]))
     return {"responses": responses, "errors": errors}
+
+
+_REASON = re.compile(r"^\* (?:connect to .* failed|Immediate connect fail for .*?|Failed to connect to .*?): (.+)$", re.M)
+
+
+def _failure(status: int, log: str) -> str:
+    """One line for a failed try: curl's message, with the kernel's reason where its verbose LOG
+    has one."""
+    message = next((line for line in reversed(log.splitlines()) if line.startswith("curl: (")), f"curl exited {status}")
+    reasons = [r.strip() for r in _REASON.findall(log)]
+    reason = next((r for r in reasons if r not in message), None)
+    return f"{message} ({reason})" if reason else message
