@@ -3,6 +3,7 @@ installed): thin wrappers that resolve settings, call the engine and map errors 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import json as jsonlib
@@ -19,7 +20,7 @@ from kubernetes.client.rest import ApiException
 
 from . import __version__, labs, lifecycle, report, resources
 from .config import load_settings
-from .errors import EXIT_CLOSED_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, SvclabError, UsageError
+from .errors import EXIT_CLOSED_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_PREREQUISITE, SvclabError, UsageError
 from .program import SvclabProgram, SvclabTask as Task
 from .ui import UI, make_console
 
@@ -239,20 +240,17 @@ def doctor(c, json=False):
 
     findings = run_doctor(_settings())
     if json:
-        print(jsonlib.dumps([{"check": f.check, "status": f.status, "detail": f.detail, "fix": f.fix}
-                             for f in findings], indent=2))
-        if any(f.status == FAIL for f in findings):
-            raise Exit(code=3)
-        return
-    table = Table(show_lines=False)
-    for column in ("check", "status", "detail", "fix"):
-        table.add_column(column)
-    style = {"ok": "green", "warn": "yellow", "fail": "bold red"}
-    for f in findings:
-        table.add_row(f.check, f"[{style[f.status]}]{f.status}[/]", f.detail, f.fix)
-    make_console(sys.stdout).print(table)
+        print(jsonlib.dumps([dataclasses.asdict(f) for f in findings], indent=2))
+    else:
+        table = Table(show_lines=False)
+        for column in ("check", "status", "detail", "fix"):
+            table.add_column(column)
+        style = {"ok": "green", "warn": "yellow", "fail": "bold red"}
+        for f in findings:
+            table.add_row(f.check, f"[{style[f.status]}]{f.status}[/]", f.detail, f.fix)
+        make_console(sys.stdout).print(table)
     if any(f.status == FAIL for f in findings):
-        raise Exit(code=3)
+        raise Exit(code=EXIT_PREREQUISITE)
 
 
 # ---------------------------------------------------------------- bench
