@@ -17,8 +17,8 @@ import yaml
 from . import resources
 from .errors import UsageError
 
-__all__ = ["Settings", "load_settings", "pins", "PROVIDERS", "DEFAULT_PROVIDER", "DEFAULT_WORKERS", "KUBE_PROXY_MODES",
-           "INGRESS_CONTROLLERS"]
+__all__ = ["Settings", "load_settings", "pins", "agnhost_image", "PROVIDERS", "DEFAULT_PROVIDER", "DEFAULT_WORKERS",
+           "KUBE_PROXY_MODES", "INGRESS_CONTROLLERS"]
 
 PROVIDERS = ("metallb", "kube-vip", "none")
 DEFAULT_PROVIDER = "metallb"
@@ -33,6 +33,11 @@ _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 def pins() -> dict[str, Any]:
     with resources.pins_file().open("rb") as f:
         return tomllib.load(f)
+
+
+def agnhost_image() -> str:
+    """The image of the labs' echo backends and of both probe clients."""
+    return pins()["agnhost"]["image"]
 
 
 def _state_home() -> Path:
