@@ -10,11 +10,10 @@ import dataclasses
 import resource
 import shutil
 import statistics
-import string
 import time
 import types
 
-from . import labs, lifecycle, network, probes, resources
+from . import labs, lifecycle, network, probes, render
 from .cluster import Kind, write_kind_config
 from .config import DEFAULT_WORKERS, Settings
 from .errors import SvclabError
@@ -106,8 +105,7 @@ def time_services(env: lifecycle.Environment, count: int) -> float:
 
 
 def services_scaling(env: lifecycle.Environment, ui: UI) -> dict[int, float]:
-    echo = string.Template((resources.manifests_dir() / "echo-spread.yaml").read_text()).substitute(
-        AGNHOST_IMAGE=lifecycle.agnhost_image())
+    echo = render.manifest("echo-spread.yaml", render.context(namespace=BENCH_NAMESPACE))
     env.kube.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": BENCH_NAMESPACE}}])
     env.kube.apply(load_manifests(echo), namespace=BENCH_NAMESPACE)
     env.kube.wait_deployment(BENCH_NAMESPACE, "echo", timeout=env.settings.wait_timeout)

@@ -3,9 +3,7 @@ class svclab-traefik behind one LoadBalancer Service (which stays <pending> with
 
 from __future__ import annotations
 
-import string
-
-from . import resources
+from . import render
 from .config import pins
 from .kube import load_manifests
 from .placement import prefer_control_plane
@@ -15,7 +13,6 @@ __all__ = ["INGRESS_CLASS", "NAMESPACE", "SERVICE", "images", "install"]
 NAMESPACE = "svclab-traefik"
 SERVICE = "traefik"
 INGRESS_CLASS = "svclab-traefik"
-MANIFEST = resources.manifests_dir() / "ingress-traefik.yaml"
 
 
 def images(controller: str) -> list[str]:
@@ -23,8 +20,7 @@ def images(controller: str) -> list[str]:
 
 
 def objects() -> list[dict]:
-    text = string.Template(MANIFEST.read_text()).substitute(
-        NAMESPACE=NAMESPACE, TRAEFIK_IMAGE=pins()["traefik"]["image"])
+    text = render.manifest("ingress-traefik.yaml", render.context(namespace=NAMESPACE))
     return prefer_control_plane(load_manifests(text))
 
 

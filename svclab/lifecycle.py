@@ -16,10 +16,10 @@ from collections.abc import Callable
 
 from docker.errors import DockerException, ImageNotFound
 
-from . import ingress, network, resources
+from . import ingress, network, render
 from .outside import OutsideClient
 from .cluster import ClusterRecord, Kind, check_shape, find_tool, node_containers, shape_of, write_kind_config
-from .config import DEFAULT_PROVIDER, DEFAULT_WORKERS, Settings, pins
+from .config import DEFAULT_PROVIDER, DEFAULT_WORKERS, Settings, agnhost_image
 from .errors import PrerequisiteError, SvclabError, UsageError
 from .kube import Kube, WaitCancelled, cancel_waits, load_manifests
 from .network import Pool
@@ -31,10 +31,6 @@ __all__ = ["Environment", "up", "down", "status", "connect", "SYSTEM_NAMESPACE",
 
 SYSTEM_NAMESPACE = "svclab-system"
 CLIENT_STARTER = "svclab-client-start"
-
-
-def agnhost_image() -> str:
-    return pins()["agnhost"]["image"]
 
 
 @dataclasses.dataclass
@@ -237,7 +233,7 @@ def up(settings: Settings, ui: UI) -> Environment:
 
 def install_client_pod(env: Environment) -> None:
     env.step("starting the in-cluster client")
-    text = (resources.manifests_dir() / "client.yaml").read_text().replace("${AGNHOST_IMAGE}", agnhost_image())
+    text = render.manifest("client.yaml", render.context())
     env.kube.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYSTEM_NAMESPACE}}])
     env.kube.apply(prefer_control_plane(load_manifests(text)), namespace=SYSTEM_NAMESPACE)
     env.kube.wait_deployment(SYSTEM_NAMESPACE, "client", timeout=env.settings.wait_timeout)

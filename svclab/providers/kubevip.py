@@ -1,21 +1,16 @@
 """kube-vip in ARP mode for Services, with kube-vip-cloud-provider handing out addresses from the
 pool svclab carved. kube-vip's own DaemonSet and RBAC are svclab's manifest; the cloud provider
-is the pinned upstream manifest, with its image pull policy relaxed for preloaded images."""
+is the pinned upstream manifest, with its image pull policy relaxed for preloaded images (a named
+patch in svclab.render)."""
 
 from __future__ import annotations
 
-import string
-
-from .. import resources
+from .. import render
 from ..config import pins
 from ..kube import load_manifests
 from ..mirror import fetch
-from ..placement import prefer_control_plane
 
 __all__ = ["KubeVip"]
-
-MANIFEST = resources.manifests_dir() / "kube-vip.yaml"
-
 
 class KubeVip:
     name = "kube-vip"
@@ -47,12 +42,7 @@ class KubeVip:
         s = ctx.settings
         text = fetch(self.pins["cloud_provider_manifest_url"], self.pins["cloud_provider_manifest_sha256"],
                      cache_dir=s.cache_dir, mirror=s.mirror)
-        objects = load_manifests(text.decode())
-        for obj in objects:
-            for container in obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
-                # Upstream pins `Always`, which defeats preloaded images (and offline classrooms).
-                container["imagePullPolicy"] = "IfNotPresent"
-        return prefer_control_plane(objects)
+        return render.patch(load_manifests(text.decode()), "pull-if-not-present", "prefer-control-plane")
 
     def install(self, ctx) -> None:
         kube, timeout = ctx.kube, ctx.settings.wait_timeout
@@ -60,7 +50,7 @@ class KubeVip:
         kube.apply([{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kubevip", "namespace": "kube-system"},
                      "data": {"range-global": ctx.pool.range}}])
         kube.apply(self.cloud_provider_objects(ctx))
-        ours = string.Template(MANIFEST.read_text()).substitute(KUBE_VIP_IMAGE=self.pins["image"])
+        ours = render.manifest("kube-vip.yaml", render.context())
         kube.apply(load_manifests(ours))
         kube.wait_deployment("kube-system", "kube-vip-cloud-provider", timeout=timeout)
         kube.wait_daemonset("kube-system", "kube-vip", timeout=timeout)

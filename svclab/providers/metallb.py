@@ -7,11 +7,11 @@ import base64
 import secrets
 import time
 
+from .. import render
 from ..config import pins
 from ..errors import SvclabError
 from ..kube import api_error_message, load_manifests, wait_until
 from ..mirror import fetch
-from ..placement import prefer_control_plane
 
 __all__ = ["MetalLB", "NAMESPACE", "POOL_NAME"]
 
@@ -49,14 +49,7 @@ class MetalLB:
     def manifest(self, ctx) -> list[dict]:
         s = ctx.settings
         text = fetch(self.pins["manifest_url"], self.pins["manifest_sha256"], cache_dir=s.cache_dir, mirror=s.mirror)
-        objects = load_manifests(text.decode())
-        for obj in objects:
-            for container in obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
-                # Upstream first asks for readiness after 10s, then every 10s: fine for a long-lived
-                # cluster, but a lab cluster would sit idle for most of its `up`.
-                if probe := container.get("readinessProbe"):
-                    probe.update(initialDelaySeconds=1, periodSeconds=1)
-        return prefer_control_plane(objects)
+        return render.patch(load_manifests(text.decode()), "ready-within-a-second", "prefer-control-plane")
 
     def memberlist_secret(self) -> dict:
         """The key the speakers share for their memberlist traffic. The controller makes one when
