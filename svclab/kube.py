@@ -18,10 +18,11 @@ from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 
+from .cancel import Cancel, WaitCancelled, bound_cancel
 from .errors import SvclabError
 
 __all__ = ["Kube", "MANAGED_BY", "FIELD_MANAGER", "api_error_message", "load_manifests", "poll", "wait_until",
-           "WaitTimeout", "WaitCancelled", "cancel_waits"]
+           "WaitTimeout", "WaitCancelled"]
 
 FIELD_MANAGER = "svclab"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "svclab"}
@@ -36,33 +37,18 @@ class WaitTimeout(SvclabError):
     pass
 
 
-class WaitCancelled(Exception):
-    """Raised inside a wait once cancel_waits() was called (the user pressed Ctrl-C while waits
-    ran in worker threads, which Python cannot interrupt otherwise)."""
-
-
-_cancelled = threading.Event()
-
-
-def cancel_waits(cancelled: bool = True) -> None:
-    """Makes every running and future wait raise WaitCancelled at its next round (or, with
-    False, lets waits run again)."""
-    if cancelled:
-        _cancelled.set()
-    else:
-        _cancelled.clear()
-
-
-def _pause(seconds: float) -> None:
-    if _cancelled.wait(seconds):
-        raise WaitCancelled()
+def _pause_of(cancel: Cancel | None) -> Callable[[float], None]:
+    """How a wait sleeps between rounds: until its operation is cancelled (CANCEL, else the token
+    its thread's operation bound, see cancel.Workers), raising WaitCancelled then."""
+    return (cancel or bound_cancel() or Cancel()).pause
 
 
 def poll(observe: Callable[[], T], done: Callable[[T], bool], *, timeout: float,
-         interval: float = 0.5) -> tuple[T, int]:
+         interval: float = 0.5, cancel: Cancel | None = None) -> tuple[T, int]:
     """Calls OBSERVE until DONE(its result) or TIMEOUT seconds have passed; returns the last
     result and the number of calls. Unlike wait_until, running out of time is not an error: the
-    caller reports what it saw last."""
+    caller reports what it saw last. Raises WaitCancelled once CANCEL is set."""
+    pause = _pause_of(cancel)
     deadline = time.monotonic() + timeout
     calls = 0
     while True:
@@ -70,15 +56,17 @@ def poll(observe: Callable[[], T], done: Callable[[T], bool], *, timeout: float,
         result = observe()
         if done(result) or time.monotonic() >= deadline:
             return result, calls
-        _pause(interval)
+        pause(interval)
 
 
 def wait_until(what: str, check: Callable[[], T | None], *, timeout: float, interval: float = 0.25,
-               fail: Callable[[], str | None] | None = None) -> T:
+               fail: Callable[[], str | None] | None = None, cancel: Cancel | None = None) -> T:
     """Calls CHECK until it returns something other than None/False, at most TIMEOUT seconds.
 
     FAIL, when given, is asked each round for a reason to give up early (a crash-looping pod).
+    Raises WaitCancelled once CANCEL is set.
     """
+    pause = _pause_of(cancel)
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while True:
@@ -93,7 +81,7 @@ def wait_until(what: str, check: Callable[[], T | None], *, timeout: float, inte
         if time.monotonic() >= deadline:
             detail = f" (last error: {_short(last_error)})" if last_error else ""
             raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
-        _pause(interval)
+        pause(interval)
 
 
 def _short(e: Exception) -> str:

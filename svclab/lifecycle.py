@@ -1,17 +1,19 @@
 """Bringing a lab cluster up and down.
 
-`up` is a list of steps, each undone in reverse order if a later one fails or the user presses
-Ctrl-C while the cluster is being created: a failed `up` leaves no cluster, container, network,
-kubeconfig or state file behind. Reusing an existing cluster of the same shape undoes nothing.
+Each thing `up` makes registers its own undo, where it is made, on one ExitStack: if a later
+step fails or the user presses Ctrl-C (or sends SIGTERM) while the cluster is being created, they
+run in reverse order, and a failed `up` leaves no cluster, container, network, kubeconfig or state
+file behind; on success the stack lets go of them. Reusing an existing cluster of the same shape
+undoes nothing.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import json
 import shutil
-import threading
 from collections.abc import Callable
 
 from docker.errors import DockerException, ImageNotFound
@@ -21,7 +23,8 @@ from .outside import OutsideClient
 from .cluster import ClusterRecord, Kind, check_shape, find_tool, node_containers, shape_of, write_kind_config
 from .config import DEFAULT_PROVIDER, DEFAULT_WORKERS, Settings, agnhost_image
 from .errors import PrerequisiteError, SvclabError, UsageError
-from .kube import Kube, WaitCancelled, cancel_waits, load_manifests
+from .cancel import WaitCancelled, Workers
+from .kube import Kube, load_manifests
 from .network import Pool
 from .placement import prefer_control_plane
 from .providers import Provider, get_provider
@@ -93,35 +96,31 @@ def _preload(dc, images: list[str], nodes: list, kind: Kind, ui: UI) -> None:
         kind.load_images(wanted)
 
 
-def _join_threads(prefix: str, timeout: float = 120.0) -> None:
-    """Waits for this process's threads named PREFIX*. A signal can arrive while Thread.start()
-    waits for the new thread to run, before any executor or caller holds it; found by name, such
-    a thread is still waited for, so an undo never races the work it is doing."""
-    for thread in threading.enumerate():
-        if thread.name.startswith(prefix) and thread is not threading.current_thread():
-            thread.join(timeout)
-
-
-def _remove_client_after_start(dc, cluster: str) -> None:
-    _join_threads(CLIENT_STARTER)
+def _remove_client(dc, cluster: str, starter: Workers) -> None:
+    starter.join()   # an undo must not race the start it undoes
     network.remove_client(dc, cluster)
 
 
 def _together(*tasks: Callable[[], None]) -> None:
-    """Runs TASKS in threads until all are done or one fails; on a failure or Ctrl-C the others'
-    waits are cancelled, so no thread outlives the rollback, and the first failure is raised."""
-    cancel_waits(False)
+    """Runs TASKS in threads of their own until all are done or one fails. A failure or Ctrl-C
+    cancels the others' waits, every thread is joined before this returns or raises (none
+    outlives the undo), and the first failure is raised."""
     futures: list[concurrent.futures.Future] = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(tasks)) as pool:
-        try:   # the submits too: Ctrl-C can land while one of them starts its thread
-            futures += [pool.submit(task) for task in tasks]
-            concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
-        finally:
-            if len(futures) < len(tasks) or not all(f.done() and not f.exception() for f in futures):
-                cancel_waits()
+    with Workers("svclab-install") as workers:
+        futures += [workers.submit(task) for task in tasks]
+        concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
+        if any(f.exception() for f in futures if f.done()):
+            workers.cancel.set()
     failures = [f.exception() for f in futures if not isinstance(f.exception(), (type(None), WaitCancelled))]
     if failures:
         raise failures[0]
+
+
+def _undo_step(action: Callable[[], object], ui: UI) -> None:
+    try:
+        action()
+    except Exception as e:  # noqa: BLE001 - keep undoing; report what stayed behind
+        ui.warn(f"cleanup step failed: {e}")
 
 
 def resolve_from_record(settings: Settings, record: ClusterRecord | None) -> Settings:
@@ -171,7 +170,6 @@ def up(settings: Settings, ui: UI) -> Environment:
     if record and not record.complete:
         raise UsageError(f"cluster {settings.cluster_name} was left half-made by an `up` that was stopped",
                          hint=f"run `svclab cluster.down --name {settings.cluster_name}`, then `up` again")
-    undo: list[Callable[[], None]] = []
     fresh = not exists
     if record and exists:
         check_shape(record, settings)
@@ -184,51 +182,62 @@ def up(settings: Settings, ui: UI) -> Environment:
                               hint=f"start it (`docker start {' '.join(stopped)}`), or run "
                                    f"`svclab cluster.down --name {settings.cluster_name}` and `up` again")
         ui.step(f"reusing cluster {settings.cluster_name}")
-    try:
+    undo = contextlib.ExitStack()
+
+    def undone_by(action: Callable[[], object]) -> None:
+        """Registers ACTION as the undo of what was just made (a reused cluster undoes nothing)."""
         if fresh:
-            settings.make_cluster_dir()
-            undo.append(lambda: shutil.rmtree(settings.cluster_dir, ignore_errors=True))
-            if network.ensure_network(dc, settings.network):
-                undo.append(lambda: network.remove_network_if_unused(dc, settings.network))
-        pool = _carve(dc, settings)
-        if fresh:
-            ui.step(f"creating kind cluster {settings.cluster_name} "
-                    f"(1 control-plane + {settings.workers} workers{', image ' + settings.node_image if settings.node_image else ''})")
-            undo.append(kind.delete)
-            # Recorded first: if this process is killed outright, `down` still knows the cluster is svclab's.
-            ClusterRecord(settings.cluster_name, _shape(settings), complete=False).save(settings.cluster_dir)
-        undo.append(lambda: _remove_client_after_start(dc, settings.cluster_name))
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=CLIENT_STARTER) as aside:
-            # The outside client needs only the network and the pool: it starts while kind works.
-            client = aside.submit(network.start_client, dc, cluster=settings.cluster_name, pool=pool,
-                                  image=agnhost_image())
-            if fresh:
-                kind.create(write_kind_config(settings))
-                ClusterRecord(settings.cluster_name, _shape(settings)).save(settings.cluster_dir)
-            elif not settings.kubeconfig.exists():
-                kind.write_kubeconfig()
-            client_name = client.result()
-        kube = Kube(settings.kubeconfig)
-        if not fresh:
-            kube.wait_api_server(timeout=settings.wait_timeout)
-        _preload(dc, [*provider.images(), agnhost_image(), *ingress.images(settings.ingress)],
-                 node_containers(dc, settings.cluster_name), kind, ui)
-        env = Environment(settings, kube, pool, provider, OutsideClient(dc, client_name), ui)
-        # Everything is applied at once; pods start as soon as their node is Ready.
-        _together(lambda: provider.install(env), lambda: ingress.install(env), lambda: install_client_pod(env),
-                  lambda: kube.wait_nodes_ready(settings.workers + 1, timeout=settings.wait_timeout))
-        ui.done(f"cluster {settings.cluster_name} is up: provider {provider.describe()}, pool {pool.range}")
-        return env
-    except BaseException:
-        if fresh:
-            if not settings.quiet:
+            undo.callback(_undo_step, action, ui)
+
+    with undo:
+        try:
+            env = _make(settings, provider, dc, kind, ui, fresh, undone_by)
+        except BaseException:
+            if fresh and not settings.quiet:
                 ui.warn(f"undoing the partial cluster {settings.cluster_name}")
-            for action in reversed(undo):
-                try:
-                    action()
-                except Exception as e:  # noqa: BLE001 - keep undoing; report what stayed behind
-                    ui.warn(f"cleanup step failed: {e}")
-        raise
+            raise
+        undo.pop_all()   # up: keep everything it made
+    ui.done(f"cluster {settings.cluster_name} is up: provider {provider.describe()}, pool {env.pool.range}")
+    return env
+
+
+def _make(settings: Settings, provider: Provider, dc, kind: Kind, ui: UI, fresh: bool,
+          undone_by: Callable[[Callable[[], object]], None]) -> Environment:
+    """The steps of `up` after its checks; each registers the undo of what it makes with UNDONE_BY."""
+    if fresh:
+        settings.make_cluster_dir()
+        undone_by(lambda: shutil.rmtree(settings.cluster_dir, ignore_errors=True))
+        if network.ensure_network(dc, settings.network):
+            undone_by(lambda: network.remove_network_if_unused(dc, settings.network))
+    pool = _carve(dc, settings)
+    if fresh:
+        ui.step(f"creating kind cluster {settings.cluster_name} "
+                f"(1 control-plane + {settings.workers} workers{', image ' + settings.node_image if settings.node_image else ''})")
+        undone_by(kind.delete)
+        # Recorded first: if this process is killed outright, `down` still knows the cluster is svclab's.
+        ClusterRecord(settings.cluster_name, _shape(settings), complete=False).save(settings.cluster_dir)
+    starter = Workers(CLIENT_STARTER)
+    undone_by(lambda: _remove_client(dc, settings.cluster_name, starter))
+    with starter:
+        # The outside client needs only the network and the pool: it starts while kind works.
+        client = starter.submit(network.start_client, dc, cluster=settings.cluster_name, pool=pool,
+                                image=agnhost_image())
+        if fresh:
+            kind.create(write_kind_config(settings))
+            ClusterRecord(settings.cluster_name, _shape(settings)).save(settings.cluster_dir)
+        elif not settings.kubeconfig.exists():
+            kind.write_kubeconfig()
+        client_name = client.result()
+    kube = Kube(settings.kubeconfig)
+    if not fresh:
+        kube.wait_api_server(timeout=settings.wait_timeout)
+    _preload(dc, [*provider.images(), agnhost_image(), *ingress.images(settings.ingress)],
+             node_containers(dc, settings.cluster_name), kind, ui)
+    env = Environment(settings, kube, pool, provider, OutsideClient(dc, client_name), ui)
+    # Everything is applied at once; pods start as soon as their node is Ready.
+    _together(lambda: provider.install(env), lambda: ingress.install(env), lambda: install_client_pod(env),
+              lambda: kube.wait_nodes_ready(settings.workers + 1, timeout=settings.wait_timeout))
+    return env
 
 
 def install_client_pod(env: Environment) -> None:

@@ -11,17 +11,9 @@ import pytest
 from svclab import ingress, lifecycle
 from svclab.config import Settings, load_settings, pins
 from svclab.errors import UsageError
-from svclab.kube import cancel_waits, wait_until
+from svclab.kube import wait_until
 from svclab.mirror import mirror_path
 from svclab.providers.metallb import MetalLB
-
-
-@pytest.fixture(autouse=True)
-def _waits_run_again():
-    """A cancelled _together leaves waits cancelled for the rest of the process (it is about to
-    exit); later tests need them back."""
-    yield
-    cancel_waits(False)
 
 
 def test_ingress_controller_objects_live_in_their_own_namespace():
@@ -96,11 +88,11 @@ def test_together_runs_everything_when_all_succeed():
 
 
 def test_together_cancels_the_started_waits_when_ctrl_c_lands_during_a_submit(monkeypatch):
-    """Ctrl-C can arrive while ThreadPoolExecutor.submit waits for its new thread to run: the
-    waits already started must still be cancelled, not left to run out their deadline."""
-    import concurrent.futures
+    """Ctrl-C can arrive while the second thread is being started: the wait already started in
+    the first must still be cancelled, not left to run out its deadline."""
+    from svclab.cancel import Workers
 
-    real_submit = concurrent.futures.ThreadPoolExecutor.submit
+    real_submit = Workers.submit
     calls = []
 
     def submit(self, fn, *args, **kwargs):
@@ -109,7 +101,7 @@ def test_together_cancels_the_started_waits_when_ctrl_c_lands_during_a_submit(mo
             raise KeyboardInterrupt
         return real_submit(self, fn, *args, **kwargs)
 
-    monkeypatch.setattr(concurrent.futures.ThreadPoolExecutor, "submit", submit)
+    monkeypatch.setattr(Workers, "submit", submit)
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         lifecycle._together(
@@ -117,20 +109,6 @@ def test_together_cancels_the_started_waits_when_ctrl_c_lands_during_a_submit(mo
             lambda: None)
     assert time.monotonic() - started < 5
     assert threading.active_count() == 1
-
-
-def test_join_threads_waits_for_a_thread_nobody_holds():
-    """The undo of the outside client finds its starter thread by name, even when the signal
-    landed before the executor recorded the thread."""
-    finished = []
-
-    def work():
-        time.sleep(0.2)
-        finished.append(True)
-
-    threading.Thread(target=work, name=f"{lifecycle.CLIENT_STARTER}_0").start()
-    lifecycle._join_threads(lifecycle.CLIENT_STARTER)
-    assert finished == [True]
 
 
 def test_own_deployments_tolerate_and_prefer_the_control_plane_once():
