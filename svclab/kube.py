@@ -16,8 +16,9 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
+from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
 
+from . import readiness
 from .cancel import Cancel, WaitCancelled, bound_cancel
 from .errors import SvclabError
 
@@ -106,7 +107,6 @@ class Kube:
         self.kubeconfig = kubeconfig
         self.api = config.new_client_from_config(config_file=str(kubeconfig))
         self.core = client.CoreV1Api(self.api)
-        self.apps = client.AppsV1Api(self.api)
         self._dynamic: DynamicClient | None = None
         self._dynamic_lock = threading.Lock()   # `up` applies from several threads at once
 
@@ -120,12 +120,55 @@ class Kube:
             return self._dynamic
 
     def _resource(self, obj: dict[str, Any]):
+        return self._kind(obj["apiVersion"], obj["kind"])
+
+    def _kind(self, api_version: str, kind: str):
+        """The dynamic client's resource for a kind, from its discovery cache (kept in memory and
+        beside the kubeconfig, so a lookup costs microseconds)."""
         try:
-            return self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+            return self.dynamic.resources.get(api_version=api_version, kind=kind)
         except ResourceNotFoundError:
             # A CRD applied moments ago: refresh discovery once.
             self.dynamic.resources.invalidate_cache()
-            return self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+            return self.dynamic.resources.get(api_version=api_version, kind=kind)
+
+    # ------------------------------------------------------------ reading and changing objects
+    # Plain dicts everywhere, with the API's own camelCase field names. The dynamic client serves
+    # every kind the server knows (CRDs included) through one discovery cache kept beside the
+    # kubeconfig, so reads, patches and applies go the same way; the typed client's objects would
+    # need converting (sanitize_for_serialization) wherever they are dumped, compared with a
+    # manifest, or handed to a predicate of svclab.readiness. Responses skip the dynamic
+    # client's attribute wrapper (ResourceInstance) and come back as parsed JSON.
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+        try:
+            return self._kind(api_version, kind).get(name=name, namespace=namespace, serializer=_plain)
+        except NotFoundError:
+            return None
+
+    def list(self, api_version: str, kind: str, namespace: str | None = None, *,
+             label_selector: str | None = None, field_selector: str | None = None) -> list[dict[str, Any]]:
+        """The objects of KIND in NAMESPACE (every namespace when None), each with its apiVersion
+        and kind (the API server leaves them out of a list's items)."""
+        listed = self._kind(api_version, kind).get(namespace=namespace, label_selector=label_selector,
+                                                   field_selector=field_selector, serializer=_plain)
+        items = listed.get("items") or []
+        for item in items:
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+        return items
+
+    def patch(self, api_version: str, kind: str, name: str, body: dict[str, Any],
+              namespace: str | None = None) -> dict[str, Any]:
+        """A JSON merge patch (RFC 7386: maps merge, a list replaces the whole list, None deletes
+        a field), which every kind accepts, CRDs included; returns the patched object."""
+        return self._kind(api_version, kind).patch(body=body, name=name, namespace=namespace,
+                                                   content_type="application/merge-patch+json", serializer=_plain)
+
+    def pod_log(self, name: str, namespace: str, *, container: str, tail_lines: int = 500) -> str:
+        return self.get_json(f"/api/v1/namespaces/{namespace}/pods/{name}/log",
+                             [("container", container), ("tailLines", str(tail_lines))], timeout=30)
 
     def apply(self, objects: Iterable[dict[str, Any]], *, namespace: str | None = None,
               dry_run: bool = False) -> list[dict[str, Any]]:
@@ -173,25 +216,19 @@ class Kube:
 
     def wait_service_endpoints(self, namespace: str, *, timeout: float) -> None:
         """Waits until every Service with a selector in NAMESPACE has a ready endpoint."""
-        discovery = client.DiscoveryV1Api(self.api)
-
         def ready():
-            services = [s for s in self.core.list_namespaced_service(namespace).items if s.spec.selector]
-            slices = discovery.list_namespaced_endpoint_slice(namespace).items
-            have = {sl.metadata.labels.get("kubernetes.io/service-name") for sl in slices
-                    if any(ep.conditions and ep.conditions.ready for ep in sl.endpoints or [])}
-            return all(s.metadata.name in have for s in services)
+            return readiness.endpoints_ready(self.list("v1", "Service", namespace),
+                                             self.list("discovery.k8s.io/v1", "EndpointSlice", namespace))
 
         wait_until(f"Services in {namespace} to have ready endpoints", ready, timeout=timeout)
 
     def wait_crds_established(self, names: list[str], timeout: float = 60) -> None:
-        ext = client.ApiextensionsV1Api(self.api)
         waiting = set(names)
 
         def established():
             for name in sorted(waiting):
-                crd = ext.read_custom_resource_definition(name)
-                if any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or []):
+                crd = self.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
+                if crd is not None and readiness.crd_established(crd):
                     waiting.discard(name)
             return not waiting
 
@@ -200,83 +237,49 @@ class Kube:
                    interval=0.1)
 
     def delete_namespace(self, name: str, *, timeout: float) -> None:
-        try:
-            ns = self.core.read_namespace(name)
-        except ApiException as e:
-            if e.status == 404:
-                return
-            raise
-        if (ns.metadata.labels or {}).get("app.kubernetes.io/managed-by") != "svclab":
+        ns = self.get("v1", "Namespace", name)
+        if ns is None:
+            return
+        if (ns["metadata"].get("labels") or {}).get("app.kubernetes.io/managed-by") != "svclab":
             raise SvclabError(f"namespace {name} was not created by svclab; leaving it alone")
-        self.core.delete_namespace(name)
-
-        def gone():
-            try:
-                self.core.read_namespace(name)
-                return False
-            except ApiException as e:
-                return e.status == 404
-
-        wait_until(f"namespace {name} to be deleted", gone, timeout=timeout)
+        self.delete([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}])
+        wait_until(f"namespace {name} to be deleted", lambda: self.get("v1", "Namespace", name) is None,
+                   timeout=timeout)
 
     def wait_deployment(self, namespace: str, name: str, *, timeout: float) -> None:
-        def available():
-            d = self.apps.read_namespaced_deployment(name, namespace)
-            want = d.spec.replicas or 0
-            s = d.status
-            return (s.observed_generation or 0) >= d.metadata.generation and \
-                (s.updated_replicas or 0) == want and (s.available_replicas or 0) == want
-
         since = time.time()
-        wait_until(f"deployment {namespace}/{name} to be available", available, timeout=timeout,
-                   fail=lambda: self.broken_pod_reason(namespace, since))
+        wait_until(f"deployment {namespace}/{name} to be available",
+                   lambda: self._judge("apps/v1", "Deployment", name, namespace, readiness.deployment_available),
+                   timeout=timeout, fail=lambda: self.broken_pod_reason(namespace, since))
 
     def wait_daemonset(self, namespace: str, name: str, *, timeout: float) -> None:
-        def ready():
-            d = self.apps.read_namespaced_daemon_set(name, namespace)
-            s = d.status
-            return s.desired_number_scheduled > 0 and (s.observed_generation or 0) >= d.metadata.generation \
-                and s.number_ready == s.desired_number_scheduled \
-                and (s.updated_number_scheduled or 0) == s.desired_number_scheduled
-
         since = time.time()
-        wait_until(f"daemonset {namespace}/{name} to be ready", ready, timeout=timeout,
-                   fail=lambda: self.broken_pod_reason(namespace, since))
+        wait_until(f"daemonset {namespace}/{name} to be ready",
+                   lambda: self._judge("apps/v1", "DaemonSet", name, namespace, readiness.daemonset_ready),
+                   timeout=timeout, fail=lambda: self.broken_pod_reason(namespace, since))
+
+    def _judge(self, api_version: str, kind: str, name: str, namespace: str,
+               ready: Callable[[dict[str, Any]], bool]) -> bool:
+        obj = self.get(api_version, kind, name, namespace)
+        return obj is not None and ready(obj)
 
     def broken_pod_reason(self, namespace: str, since: float = 0.0) -> str | None:
-        """A reason no amount of waiting will fix (an image that cannot be pulled, a crash loop),
-        among pods created after SINCE (older ones may be on their way out in a rollout)."""
+        """See readiness.broken_pod_reason; None also when the pods cannot be listed."""
         try:
-            pods = self.core.list_namespaced_pod(namespace).items
-        except ApiException:
+            pods = self.list("v1", "Pod", namespace)
+        except (ApiException, OSError, urllib3.exceptions.HTTPError):
             return None
-        now = time.time()
-        for pod in pods:
-            if pod.metadata.deletion_timestamp or pod.metadata.creation_timestamp.timestamp() < since - 1:
-                continue
-            for cond in pod.status.conditions or []:
-                stuck = now - cond.last_transition_time.timestamp() if cond.last_transition_time else 0
-                if cond.type == "PodScheduled" and cond.reason == "Unschedulable" and stuck > 30:
-                    return f"pod {pod.metadata.name} cannot be scheduled: {cond.message}"
-            for cs in (pod.status.container_statuses or []) + (pod.status.init_container_statuses or []):
-                waiting = cs.state.waiting if cs.state else None
-                if waiting and waiting.reason in ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull",
-                                                  "InvalidImageName", "CreateContainerConfigError"):
-                    return f"pod {pod.metadata.name}: {waiting.reason} ({cs.image})"
-                if waiting and waiting.reason == "CrashLoopBackOff" and cs.restart_count >= 5:
-                    return f"pod {pod.metadata.name}: container {cs.name} keeps crashing"
-        return None
+        return readiness.broken_pod_reason(pods, since, now=time.time())
 
     def wait_api_server(self, *, timeout: float) -> None:
         """Until the API server says it is ready (after a restart of Docker or of the nodes)."""
         wait_until("the API server to answer", lambda: self.get_json("/readyz", timeout=5).strip() == "ok",
                    timeout=timeout)
 
-    def wait_nodes_ready(self, count: int, *, timeout: float) -> list[client.V1Node]:
+    def wait_nodes_ready(self, count: int, *, timeout: float) -> list[dict[str, Any]]:
         def ready():
-            nodes = self.core.list_node().items
-            ok = [n for n in nodes if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])]
-            return nodes if len(nodes) == count and len(ok) == count else None
+            nodes = self.list("v1", "Node")
+            return nodes if len(nodes) == count and all(map(readiness.node_ready, nodes)) else None
 
         return wait_until(f"{count} nodes to be Ready", ready, timeout=timeout)
 
@@ -288,6 +291,11 @@ class Kube:
         )
         data = response[0].data if isinstance(response, tuple) else response.data
         return data.decode()
+
+
+def _plain(_client, data: dict[str, Any]) -> dict[str, Any]:
+    """The dynamic client's response serializer that keeps the parsed JSON as it is."""
+    return data
 
 
 def api_error_message(e: Exception) -> str:
