@@ -26,8 +26,7 @@ def collect(env, dest_root: Path) -> Path:
     dest = dest_root / f"svclab-diagnostics-{env.settings.cluster_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     dest.mkdir(parents=True, exist_ok=True)
     errors = []
-    api, core = env.kube.api, env.kube.core
-    ser = api.sanitize_for_serialization
+    kube = env.kube
 
     def part(name, fn):
         try:
@@ -35,39 +34,33 @@ def collect(env, dest_root: Path) -> Path:
         except Exception as e:  # noqa: BLE001 - diagnostics never hide the failure they describe
             errors.append(f"{name}: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
 
-    namespaces = [ns.metadata.name for ns in core.list_namespace().items
-                  if ns.metadata.name.startswith("svclab-") or ns.metadata.name in CONTROLLER_NAMESPACES]
+    def dump_list(path: Path, api_version: str, kind: str, namespace: str) -> None:
+        _dump(path, {"items": kube.list(api_version, kind, namespace)})
+
+    namespaces = [ns["metadata"]["name"] for ns in kube.list("v1", "Namespace")
+                  if ns["metadata"]["name"].startswith("svclab-") or ns["metadata"]["name"] in CONTROLLER_NAMESPACES]
     for ns in namespaces:
-        part(f"{ns} events", lambda ns=ns: _dump(dest / ns / "events.json", ser(core.list_namespaced_event(ns))))
-        part(f"{ns} services", lambda ns=ns: _dump(dest / ns / "services.json", ser(core.list_namespaced_service(ns))))
-        part(f"{ns} pods", lambda ns=ns: _dump(dest / ns / "pods.json", ser(core.list_namespaced_pod(ns))))
-
-        def slices(ns=ns):
-            from kubernetes import client
-
-            _dump(dest / ns / "endpointslices.json",
-                  ser(client.DiscoveryV1Api(api).list_namespaced_endpoint_slice(ns)))
-
-        part(f"{ns} endpointslices", slices)
+        for file, api_version, kind in (("events", "v1", "Event"), ("services", "v1", "Service"), ("pods", "v1", "Pod"),
+                                        ("endpointslices", "discovery.k8s.io/v1", "EndpointSlice")):
+            part(f"{ns} {file}", lambda ns=ns, file=file, api_version=api_version, kind=kind:
+                 dump_list(dest / ns / f"{file}.json", api_version, kind, ns))
     for ns in ("metallb-system", "kube-system"):
         def logs(ns=ns):
-            for pod in core.list_namespaced_pod(ns).items:
-                if ns == "kube-system" and not pod.metadata.name.startswith(("kube-vip", "kube-proxy", "podnet")):
+            for pod in kube.list("v1", "Pod", ns):
+                name = pod["metadata"]["name"]
+                if ns == "kube-system" and not name.startswith(("kube-vip", "kube-proxy", "podnet")):
                     continue
-                for container in pod.spec.containers:
-                    text = core.read_namespaced_pod_log(pod.metadata.name, ns, container=container.name, tail_lines=500)
+                for container in pod["spec"]["containers"]:
+                    text = kube.pod_log(name, ns, container=container["name"], tail_lines=500)
                     (dest / ns / "logs").mkdir(parents=True, exist_ok=True)
-                    (dest / ns / "logs" / f"{pod.metadata.name}.{container.name}.log").write_text(text)
+                    (dest / ns / "logs" / f"{name}.{container['name']}.log").write_text(text)
 
         part(f"{ns} logs", logs)
 
     def lb_resources():
-        from kubernetes import client
-
-        custom = client.CustomObjectsApi(api)
-        for plural in ("ipaddresspools", "l2advertisements", "servicel2statuses"):
-            _dump(dest / "metallb-system" / f"{plural}.json",
-                  custom.list_namespaced_custom_object("metallb.io", "v1beta1", "metallb-system", plural))
+        for kind, file in (("IPAddressPool", "ipaddresspools"), ("L2Advertisement", "l2advertisements"),
+                           ("ServiceL2Status", "servicel2statuses")):
+            dump_list(dest / "metallb-system" / f"{file}.json", "metallb.io/v1beta1", kind, "metallb-system")
 
     if env.provider.name == "metallb":
         part("metallb resources", lb_resources)
