@@ -27,16 +27,8 @@ class KubeVip:
 
     def holder(self, kube, namespace: str, service: str) -> str | None:
         """The node holding the Service's virtual IP: the winner of its leader election."""
-        from kubernetes import client
-        from kubernetes.client.rest import ApiException
-
-        try:
-            lease = client.CoordinationV1Api(kube.api).read_namespaced_lease(f"kubevip-{service}", namespace)
-        except ApiException as e:
-            if e.status == 404:
-                return None
-            raise
-        return lease.spec.holder_identity
+        lease = kube.get("coordination.k8s.io/v1", "Lease", f"kubevip-{service}", namespace)
+        return (lease.get("spec") or {}).get("holderIdentity") if lease else None
 
     def cloud_provider_objects(self, ctx) -> list[dict]:
         s = ctx.settings

@@ -35,11 +35,8 @@ class MetalLB:
 
     def holder(self, kube, namespace: str, service: str) -> str | None:
         """The node answering ARP for the Service's address, from MetalLB's ServiceL2Status objects."""
-        from kubernetes import client
-
-        statuses = client.CustomObjectsApi(kube.api).list_namespaced_custom_object(
-            "metallb.io", "v1beta1", NAMESPACE, "servicel2statuses")
-        mine = [item for item in statuses.get("items", [])
+        statuses = kube.list("metallb.io/v1beta1", "ServiceL2Status", NAMESPACE)
+        mine = [item for item in statuses
                 if (item.get("status") or {}).get("serviceName") == service
                 and (item.get("status") or {}).get("serviceNamespace") == namespace]
         # A speaker that just took over writes a new status; a failed one cannot remove its old one.
@@ -60,15 +57,7 @@ class MetalLB:
                 "stringData": {"secretkey": base64.b64encode(secrets.token_bytes(128)).decode()}}
 
     def _has_memberlist_secret(self, kube) -> bool:
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            kube.core.read_namespaced_secret(MEMBERLIST_SECRET, NAMESPACE)
-            return True
-        except ApiException as e:
-            if e.status == 404:
-                return False
-            raise
+        return kube.get("v1", "Secret", MEMBERLIST_SECRET, NAMESPACE) is not None
 
     def pool_objects(self, pool) -> list[dict]:
         return [
@@ -83,10 +72,8 @@ class MetalLB:
     def pool_loaded(self, kube, pool) -> bool:
         """Whether MetalLB's controller has taken the pool in: it then counts every address of it
         as either available or assigned in the pool's status."""
-        from kubernetes import client
-
-        status = client.CustomObjectsApi(kube.api).get_namespaced_custom_object(
-            "metallb.io", "v1beta1", NAMESPACE, "ipaddresspools", POOL_NAME).get("status") or {}
+        found = kube.get("metallb.io/v1beta1", "IPAddressPool", POOL_NAME, NAMESPACE) or {}
+        status = found.get("status") or {}
         return status.get("availableIPv4", 0) + status.get("assignedIPv4", 0) == len(pool.addresses())
 
     def install(self, ctx) -> None:

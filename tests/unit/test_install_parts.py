@@ -126,19 +126,13 @@ def test_own_deployments_tolerate_and_prefer_the_control_plane_once():
 
 
 def test_metallb_memberlist_secret_is_made_only_when_missing():
-    from kubernetes.client.exceptions import ApiException
-
-    class Core:
+    class Kube:
         def __init__(self, present):
             self.present = present
 
-        def read_namespaced_secret(self, name, namespace):
-            if not self.present:
-                raise ApiException(status=404)
-
-    class Kube:
-        def __init__(self, present):
-            self.core = Core(present)
+        def get(self, api_version, kind, name, namespace=None):
+            assert (api_version, kind, name, namespace) == ("v1", "Secret", "memberlist", "metallb-system")
+            return {"metadata": {"name": name}} if self.present else None
 
     metallb = MetalLB()
     assert metallb._has_memberlist_secret(Kube(True)) is True
@@ -213,23 +207,17 @@ def test_metallb_pool_waits_for_a_webhook_that_is_not_serving_yet(monkeypatch):
                      "apply IPAddressPool,L2Advertisement", "pool loaded", "wait daemonset speaker"]
 
 
-def test_metallb_pool_counts_as_loaded_once_its_status_covers_every_address(monkeypatch):
-    from kubernetes import client
-
+def test_metallb_pool_counts_as_loaded_once_its_status_covers_every_address():
     from svclab.network import Pool
 
     pool = Pool("svclab", "172.18.0.0/16", "172.18.255.238", "172.18.255.239", "172.18.255.254")
-    statuses = iter([{}, {"status": {"availableIPv4": 15, "assignedIPv4": 1, "availableIPv6": 0}}])
+    pools = iter([None, {}, {"status": {"availableIPv4": 15, "assignedIPv4": 1, "availableIPv6": 0}}])
 
-    class Custom:
-        def __init__(self, api):
-            pass
+    class Kube:
+        def get(self, api_version, kind, name, namespace=None):
+            assert (api_version, kind, name, namespace) == ("metallb.io/v1beta1", "IPAddressPool", "svclab", "metallb-system")
+            return next(pools)
 
-        def get_namespaced_custom_object(self, group, version, namespace, plural, name):
-            assert (plural, name) == ("ipaddresspools", "svclab")
-            return next(statuses)
-
-    monkeypatch.setattr(client, "CustomObjectsApi", Custom)
-    kube = type("Kube", (), {"api": None})()
-    assert MetalLB().pool_loaded(kube, pool) is False
-    assert MetalLB().pool_loaded(kube, pool) is True
+    assert MetalLB().pool_loaded(Kube(), pool) is False   # not created yet
+    assert MetalLB().pool_loaded(Kube(), pool) is False   # no status yet
+    assert MetalLB().pool_loaded(Kube(), pool) is True
