@@ -166,8 +166,8 @@ class NodeRules:
 def proxy_mode(kube) -> str:
     """kube-proxy's mode from its ConfigMap (an empty mode means iptables on Linux)."""
     try:
-        cm = kube.core.read_namespaced_config_map("kube-proxy", "kube-system")
-        config = yaml.safe_load((cm.data or {}).get("config.conf") or "") or {}
+        cm = kube.get("v1", "ConfigMap", "kube-proxy", "kube-system") or {}
+        config = yaml.safe_load((cm.get("data") or {}).get("config.conf") or "") or {}
     except Exception:  # noqa: BLE001 - no ConfigMap or unreadable: kube-proxy's default applies
         return "iptables"
     return str(config.get("mode") or "iptables")
@@ -208,8 +208,6 @@ def render(rules: list[NodeRules]) -> str:
 
 def collect(settings, service_arg: str | None, node: str | None = None) -> tuple[str, list[NodeRules]]:
     """A one-line summary of the Service and the rules each node (or NODE only) holds for it."""
-    from kubernetes.client.rest import ApiException
-
     from .kube import Kube
     from .network import docker_client
 
@@ -217,13 +215,10 @@ def collect(settings, service_arg: str | None, node: str | None = None) -> tuple
     if not settings.kubeconfig.exists():
         raise UsageError(f"cluster {settings.cluster_name} is not up", hint="run `svclab cluster.up` first")
     kube = Kube(settings.kubeconfig)
-    try:
-        svc = kube.core.read_namespaced_service(name, namespace)
-    except ApiException as e:
-        if e.status == 404:
-            raise UsageError(f"Service {namespace}/{name} does not exist in cluster {settings.cluster_name}",
-                             hint="check the name; a lab's Services live in namespace svclab-<lab>") from None
-        raise
+    svc = kube.get("v1", "Service", name, namespace)
+    if svc is None:
+        raise UsageError(f"Service {namespace}/{name} does not exist in cluster {settings.cluster_name}",
+                         hint="check the name; a lab's Services live in namespace svclab-<lab>")
     containers = sorted(node_containers(docker_client(), settings.cluster_name, stopped=False), key=lambda c: c.name)
     if node is not None:
         containers = [c for c in containers if c.name == node]
@@ -234,14 +229,15 @@ def collect(settings, service_arg: str | None, node: str | None = None) -> tuple
     return _summary(svc), [node_rules(c, mode, f"{namespace}/{name}") for c in containers]
 
 
-def _summary(svc) -> str:
-    ports = ", ".join(f"{p.port}{':' + str(p.node_port) if p.node_port else ''}/{p.protocol}"
-                      for p in svc.spec.ports or [])
-    ingress = [i.ip for i in ((svc.status.load_balancer or None) and svc.status.load_balancer.ingress) or [] if i.ip]
-    line = (f"Service {svc.metadata.namespace}/{svc.metadata.name}: type {svc.spec.type}, "
-            f"ClusterIP {svc.spec.cluster_ip}, ports {ports or 'none'}")
+def _summary(svc: dict) -> str:
+    meta, spec = svc["metadata"], svc.get("spec") or {}
+    ports = ", ".join(f"{p['port']}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/{p.get('protocol', 'TCP')}"
+                      for p in spec.get("ports") or [])
+    ingress = [i["ip"] for i in ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or [] if i.get("ip")]
+    line = (f"Service {meta['namespace']}/{meta['name']}: type {spec.get('type')}, "
+            f"ClusterIP {spec.get('clusterIP')}, ports {ports or 'none'}")
     if ingress:
         line += f", external {', '.join(ingress)}"
-    if svc.spec.type in ("NodePort", "LoadBalancer"):
-        line += f", externalTrafficPolicy {svc.spec.external_traffic_policy}"
+    if spec.get("type") in ("NodePort", "LoadBalancer"):
+        line += f", externalTrafficPolicy {spec.get('externalTrafficPolicy')}"
     return line
