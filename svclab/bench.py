@@ -81,8 +81,7 @@ def time_services(env: lifecycle.Environment, count: int) -> float:
     kube.apply(services, namespace=BENCH_NAMESPACE)
     if env.provider.expects_address:
         def addresses():
-            found = [probes.external_ip(kube.api.sanitize_for_serialization(svc))
-                     for svc in kube.core.list_namespaced_service(BENCH_NAMESPACE).items]
+            found = [probes.external_ip(svc) for svc in kube.list("v1", "Service", BENCH_NAMESPACE)]
             return found if len(found) == count and all(found) else None
 
         def refused():
@@ -100,7 +99,7 @@ def time_services(env: lifecycle.Environment, count: int) -> float:
     took = time.monotonic() - started
     kube.delete(services, namespace=BENCH_NAMESPACE)
     wait_until("the bench Services to be deleted",
-               lambda: not kube.core.list_namespaced_service(BENCH_NAMESPACE).items, timeout=timeout)
+               lambda: not kube.list("v1", "Service", BENCH_NAMESPACE), timeout=timeout)
     return took
 
 
