@@ -2,17 +2,19 @@
 explanation after.
 
 The lab is applied and waited for exactly as in a normal run (labs.start_lab); then each probe,
-in the order the lab lists them, shows its path and its "Predict:" question, waits for Enter
-(only when asked to and stdin is a terminal), is observed with labs.run_probe, and shows what was
-observed next to what the lab expects, and why. The results are the same Result objects a normal
-run returns, so the table, JSON and exit code do not change.
-
-Lab files list the probes that expect traffic to get through before those that expect silence, so
-running them in order keeps "no answer" an observation rather than a race with kube-proxy.
+in the order a normal run takes them (labs.run_order: traffic that must get through first, then
+expected silence, then the probes that change the cluster), shows its path and its "Predict:"
+question. Where the expectation is a choice between a few outcomes (client or node, answers or
+no answer), the learner picks one before the probe is observed (only when asked to pause and
+stdin is a terminal); otherwise step mode waits for Enter. Then it shows what was observed next to
+what the lab expects, whether the prediction was right, and why. The run ends with the score.
+The right answer is the lab's expectation itself, never written twice. The results are the same
+Result objects a normal run returns, so the table, JSON and exit code do not change.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 from rich.console import Console
@@ -23,29 +25,71 @@ from . import labs
 from .config import Settings
 from .labs import Lab, Probe, Result
 from .lifecycle import Environment
+from .probes import Prediction
 
-__all__ = ["step_lab", "rules_hint", "question", "answer", "before_after"]
+__all__ = ["step_lab", "rules_hint", "question", "answer", "before_after", "ask_prediction", "Score"]
 
 DEFAULT_CLUSTER = Settings.cluster_name
 
 
 def rules_hint(lab: Lab, probe: Probe, cluster: str) -> str | None:
     """The lab.rules command that shows the node rules behind PROBE's path, when it crosses them."""
-    spec = probe.spec
-    crosses = spec.get("kind") in ("health-check", "policy-flip") or (
-        spec.get("kind") == "http" and spec.get("via") in ("node-port", "load-balancer"))
-    if not crosses or not spec.get("service"):
+    service = probe.rules_service()
+    if not service:
         return None
-    service = spec["service"] if "/" in spec["service"] else f"{lab.namespace}/{spec['service']}"
+    service = service if "/" in service else f"{lab.namespace}/{service}"
     return f"svclab lab.rules --service {service}" + (f" --name {cluster}" if cluster != DEFAULT_CLUSTER else "")
 
 
-def question(out: Console, lab: Lab, probe: Probe, index: int) -> None:
+def question(out: Console, lab: Lab, probe: Probe, index: int, prediction: Prediction | None = None) -> None:
     out.print()
     out.rule(f"{escape(lab.id)} · probe {index}/{len(lab.probes)} · {escape(probe.id)} ({escape(probe.claim)})",
              align="left")
     out.print(f"[bold]Path:[/]     {escape(probe.path)}")
     out.print(f"[bold]Predict:[/]  {escape(probe.predict or 'What will this path show?')}")
+    if prediction:
+        out.print("          " + "   ".join(f"[bold]{i}[/] {escape(c)}" for i, c in enumerate(prediction.choices, 1)))
+
+
+@dataclasses.dataclass
+class Score:
+    """The learner's predictions so far: right ones, and those that counted (a probe whose
+    observation differs from the lab's expectation does not count either way)."""
+
+    right: int = 0
+    counted: int = 0
+
+    def line(self) -> str:
+        return f"predictions: {self.right} of {self.counted} right" if self.counted else ""
+
+
+def ask_prediction(prediction: Prediction, read: Callable[[str], str]) -> str | None:
+    """The learner's pick among PREDICTION's choices (by number or by its first letters); None for
+    Enter alone. EOFError (stdin closed) passes through."""
+    choices = prediction.choices
+    for _ in range(3):
+        said = read(f"[dim]your prediction (1-{len(choices)}, Enter: skip) ·  Ctrl-C: stop[/] ").strip().lower()
+        if not said:
+            return None
+        if said.isdigit() and 1 <= int(said) <= len(choices):
+            return choices[int(said) - 1]
+        matches = [c for c in choices if c.lower().startswith(said)]
+        if len(matches) == 1:
+            return matches[0]
+    return None
+
+
+def verdict_on(prediction: Prediction, picked: str | None, result: Result, score: Score) -> str | None:
+    """The line that tells the learner how the prediction went, and counts it in SCORE."""
+    if picked is None:
+        return None
+    if not result.passed:
+        return f"you predicted {picked}; the cluster did not do what the lab expects, so this one does not count"
+    score.counted += 1
+    if picked == prediction.right:
+        score.right += 1
+        return f"[green]right[/]: you predicted {escape(picked)}"
+    return f"[red]not this time[/]: you predicted {escape(picked)}, the answer is {escape(prediction.right)}"
 
 
 def answer(out: Console, lab: Lab, probe: Probe, result: Result, *, cluster: str,
@@ -58,7 +102,7 @@ def answer(out: Console, lab: Lab, probe: Probe, result: Result, *, cluster: str
         out.print(f"  [dim]·[/] {escape(line)}")
     for problem in result.problems if not result.passed else []:
         out.print(f"  [red]differs:[/] {escape(problem)}")
-    if probe.spec.get("kind") == "policy-flip":
+    if probe.kind == "policy-flip":
         out.print(before_after(result, next((r for r in earlier if "codes" in r.facts), None)))
     if probe.why:
         out.print(f"[bold]Why:[/]      {escape(probe.why)}")
@@ -110,19 +154,33 @@ def _wait_for_enter(out: Console, read: Callable[[str], str]) -> bool:
 
 
 def step_lab(env: Environment, lab: Lab, out: Console, *, pause: bool,
-             read: Callable[[str], str] | None = None) -> list[Result]:
+             read: Callable[[str], str] | None = None, score: Score | None = None) -> list[Result]:
     """Runs LAB's probes one at a time, telling the story on OUT; returns their results."""
     ctx = labs.start_lab(env, lab)
     env.ui.stop()
     read = read or out.input
+    score = Score() if score is None else score
     results: list[Result] = []
-    for index, probe in enumerate(lab.probes, 1):
-        question(out, lab, probe, index)
-        if pause:
+    ordered = [p for batch in labs.run_order(lab, env.provider.name) for p in batch]
+    for index, probe in enumerate(ordered, 1):
+        prediction = probe.expectation(env.provider.name).prediction()
+        question(out, lab, probe, index, prediction if pause else None)
+        picked = None
+        if pause and prediction:
+            try:
+                picked = ask_prediction(prediction, read)
+            except EOFError:
+                pause = False
+        elif pause:
             pause = _wait_for_enter(out, read)
         with env.ui.working(f"observing {probe.id}"):
             result = labs.run_probe(ctx, probe)
         answer(out, lab, probe, result, cluster=env.settings.cluster_name, earlier=results)
+        if prediction and (line := verdict_on(prediction, picked, result, score)):
+            out.print(f"[bold]You:[/]      {line}")
         results.append(result)
+    if score.line():
+        out.print()
+        out.print(f"[bold]{score.line()}[/]")
     out.print()
-    return results
+    return [next(r for r in results if r.probe == p.id) for p in lab.probes]

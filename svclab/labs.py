@@ -1,65 +1,42 @@
-"""Labs as data: ``labs/<id>/lab.yaml`` names its manifests and its probes, each probe with the
-expectation that holds for every provider (``expect``) or for one (``expect_by_provider``).
+"""Labs as data: ``<id>/lab.yaml`` names its manifests and its probes, each probe with the
+expectation that holds for every provider (``expect``) or for one (``expect_by_provider``); the
+format is svclab.schema's model, and svclab/probes/ holds the probe kinds.
+
+Labs come from folders of lab folders: svclab's own (resources.labs_dir()), then each folder in
+SVCLAB_LABS (separated by ``:``), whose claims.yaml may add claims. A lab id already taken by an
+earlier folder is refused for the later one.
 
 Running a lab applies its manifests into the lab's own namespace, waits for its workloads, runs
-the probes concurrently and turns each observation into a verdict.
+the probes (side by side where they only look, one at a time where they change the cluster) and
+turns each observation into a verdict.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import string
+import os
 import time
 from collections.abc import Mapping
 from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import probes, resources
-from .errors import SvclabError, UsageError
+from . import probes, render, resources, schema
 from .config import pins
+from .errors import SvclabError, UsageError
 from .kube import load_manifests, poll
+from .lifecycle import SYSTEM_NAMESPACE, Environment
 from .mirror import fetch
-from .lifecycle import SYSTEM_NAMESPACE, Environment, agnhost_image
+from .probes import Expectation, ProbeSpec
 
-__all__ = ["Lab", "Probe", "Result", "LABS_DIR", "available_labs", "lab_ids", "load_lab", "run_lab", "start_lab", "run_probe"]
+__all__ = ["Lab", "Probe", "Result", "LabFolder", "lab_folders", "available_labs", "lab_ids", "load_lab",
+           "load_lab_dir", "load_claims", "run_lab", "start_lab", "run_probe", "run_order"]
 
-LABS_DIR = resources.labs_dir()
-_REQUIRED = {
-    "service": ("service", "field"),
-    "http": ("service", "via"),
-    "dns": ("service",),
-    "health-check": ("service",),
-    "addresses": (),
-    "policy-flip": ("service",),
-    "rejects": ("manifest",),
-    "pending": ("service",),
-    "failover": ("service",),
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class Probe:
-    id: str
-    claim: str
-    path: str
-    spec: Mapping[str, Any]
-
-    def expectation(self, provider: str) -> dict[str, Any]:
-        by_provider = self.spec.get("expect_by_provider") or {}
-        return dict(by_provider.get(provider, self.spec.get("expect") or {}))
-
-    @property
-    def predict(self) -> str:
-        """The question step mode asks before observing (empty when the lab has none)."""
-        return str(self.spec.get("predict") or "").strip()
-
-    @property
-    def why(self) -> str:
-        """Step mode's short explanation of what was observed (empty when the lab has none)."""
-        return str(self.spec.get("why") or "").strip()
+LABS_ENV = "SVCLAB_LABS"
+Probe = ProbeSpec   # a probe as its lab defines it: one of the kinds' Spec models
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,11 +46,12 @@ class Lab:
     claims: tuple[str, ...]
     manifests: tuple[str, ...]
     deployments: tuple[str, ...]
-    probes: tuple[Probe, ...]
+    probes: tuple[ProbeSpec, ...]
     directory: Traversable
     disruptive: bool = False    # changes the cluster on purpose (stops a node): runs last
     upstream: tuple[str, ...] = ()  # pinned upstream manifests (pins.toml sections) applied first
     needs_ingress: bool = False     # probes the cluster's Ingress controller (cluster.up --ingress)
+    source: str = ""                # where the definition came from, as errors name it
 
     @property
     def namespace(self) -> str:
@@ -95,9 +73,42 @@ class Result:
     facts: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
+# ------------------------------------------------------------------ where labs come from
+
+@dataclasses.dataclass(frozen=True)
+class LabFolder:
+    """A folder of lab folders, with the name errors use for it ("labs" for svclab's own)."""
+
+    root: Traversable
+    label: str
+
+    def lab_ids(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / "lab.yaml").is_file())
+
+
+def lab_folders(env: Mapping[str, str] | None = None) -> list[LabFolder]:
+    """svclab's own labs first, then each folder SVCLAB_LABS names."""
+    env = os.environ if env is None else env
+    extra = [p for p in (env.get(LABS_ENV) or "").split(os.pathsep) if p]
+    for path in extra:
+        if not Path(path).is_dir():
+            raise UsageError(f"{LABS_ENV}: {path} is not a folder", hint="give folders that hold lab folders (<id>/lab.yaml)")
+    return [LabFolder(resources.labs_dir(), "labs"), *(LabFolder(Path(p), p.rstrip("/")) for p in extra)]
+
+
+def _index() -> dict[str, LabFolder]:
+    found: dict[str, LabFolder] = {}
+    for folder in lab_folders():
+        for lab_id in folder.lab_ids():
+            found.setdefault(lab_id, folder)
+    return found
+
+
 def lab_ids() -> list[str]:
-    """Every lab folder's id, without loading the definitions."""
-    return sorted(p.name for p in LABS_DIR.iterdir() if (p / "lab.yaml").is_file())
+    """Every lab's id, without loading the definitions."""
+    return sorted(_index())
 
 
 def available_labs() -> list[str]:
@@ -105,69 +116,66 @@ def available_labs() -> list[str]:
     return sorted(lab_ids(), key=lambda lab_id: load_lab(lab_id).disruptive)
 
 
-def _bad(lab: str, message: str) -> UsageError:
-    return UsageError(f"labs/{lab}/lab.yaml: {message}", hint="fix the lab definition")
+def load_claims(*folders: Traversable) -> dict[str, Any]:
+    """The claims table: svclab's own, extended by each FOLDER's claims.yaml (a folder of labs)."""
+    table = dict(_read_yaml(resources.claims_file(), "labs/claims.yaml") or {})
+    for folder in folders:
+        path = folder / "claims.yaml"
+        if path.is_file():
+            more = _read_yaml(path, str(path))
+            if not isinstance(more, dict):
+                raise UsageError(f"{path}: expected a mapping of claim ids to claims")
+            table.update(more)
+    return table
 
 
-def parse_lab(lab_id: str, data: Any, directory: Traversable) -> Lab:
-    if not isinstance(data, dict):
-        raise _bad(lab_id, "expected a mapping")
-    for key in ("title", "probes"):
-        if key not in data:
-            raise _bad(lab_id, f"missing {key!r}")
-    parsed = []
-    seen = set()
-    for name in data.get("upstream") or []:
-        if not (pins().get(name) or {}).get("files"):
-            raise _bad(lab_id, f"upstream {name!r} has no files pinned in svclab/pins.toml")
-    for i, raw in enumerate(data["probes"] or []):
-        if not isinstance(raw, dict) or "id" not in raw:
-            raise _bad(lab_id, f"probe #{i + 1} has no id")
-        pid = raw["id"]
-        if pid in seen:
-            raise _bad(lab_id, f"probe id {pid!r} is used twice")
-        seen.add(pid)
-        kind = raw.get("kind")
-        if kind not in probes.PROBE_KINDS:
-            raise _bad(lab_id, f"probe {pid!r}: unknown kind {kind!r} (known: {', '.join(probes.PROBE_KINDS)})")
-        missing = [f for f in _REQUIRED[kind] if f not in raw]
-        if missing:
-            raise _bad(lab_id, f"probe {pid!r}: missing {missing[0]!r}")
-        if kind == "http":
-            if raw["via"] not in probes.HTTP_VIA:
-                raise _bad(lab_id, f"probe {pid!r}: via must be one of {', '.join(probes.HTTP_VIA)}")
-            if raw.get("from", "outside") not in probes.HTTP_FROM:
-                raise _bad(lab_id, f"probe {pid!r}: from must be one of {', '.join(probes.HTTP_FROM)}")
-            if raw.get("nodes", "all") not in probes.NODE_SETS:
-                raise _bad(lab_id, f"probe {pid!r}: nodes must be one of {', '.join(probes.NODE_SETS)}")
-        for text in ("predict", "why"):
-            if text in raw and not isinstance(raw[text], str):
-                raise _bad(lab_id, f"probe {pid!r}: {text} must be text")
-        if not raw.get("expect") and not raw.get("expect_by_provider"):
-            raise _bad(lab_id, f"probe {pid!r} has no expectation")
-        for expect in [raw.get("expect") or {}, *(raw.get("expect_by_provider") or {}).values()]:
-            try:
-                probes.check_expectation(expect, {})
-            except UsageError as e:
-                raise _bad(lab_id, f"probe {pid!r}: {e.message}") from None
-        parsed.append(Probe(pid, str(raw.get("claim", "")), str(raw.get("path", pid)), raw))
-    return Lab(
-        id=lab_id, title=str(data["title"]), claims=tuple(data.get("claims") or ()),
-        manifests=tuple(data.get("manifests") or ()), deployments=tuple(data.get("deployments") or ()),
-        probes=tuple(parsed), directory=directory, disruptive=bool(data.get("disruptive", False)),
-        upstream=tuple(data.get("upstream") or ()), needs_ingress=bool(data.get("needs_ingress", False)),
-    )
+def _read_yaml(path: Traversable, source: str) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise schema.LabDefinitionError(f"{source}: not valid YAML{where}") from None
 
 
 def load_lab(lab_id: str) -> Lab:
-    path = LABS_DIR / lab_id / "lab.yaml"
+    index = _index()
+    if lab_id not in index:
+        raise UsageError(f"unknown lab {lab_id!r}", hint=f"choose one of {', '.join(sorted(index))}")
+    folder = index[lab_id]
+    extra = [folder.root] if folder.label != "labs" else []
+    return load_lab_dir(folder.root / lab_id, source=f"{folder.label}/{lab_id}/lab.yaml", claims=load_claims(*extra))
+
+
+def load_lab_dir(directory: Traversable, *, source: str | None = None, claims: Mapping[str, Any] | None = None) -> Lab:
+    """The lab defined in DIRECTORY/lab.yaml (its id is the folder's name)."""
+    source = source or str(directory / "lab.yaml")
+    path = directory / "lab.yaml"
     if not path.is_file():
-        raise UsageError(f"unknown lab {lab_id!r}", hint=f"choose one of {', '.join(available_labs())}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError:
-        raise _bad(lab_id, "not valid YAML") from None
-    return parse_lab(lab_id, data, LABS_DIR / lab_id)
+        raise UsageError(f"{source}: no such file", hint="a lab is a folder with a lab.yaml")
+    return parse_lab(directory.name, _read_yaml(path, source), directory, source=source,
+                     claims=load_claims() if claims is None else claims)
+
+
+def parse_lab(lab_id: str, data: Any, directory: Traversable, *, source: str | None = None,
+              claims: Mapping[str, Any] | None = None) -> Lab:
+    source = source or f"labs/{lab_id}/lab.yaml"
+    checked = schema.parse(
+        data, source=source, claims=load_claims() if claims is None else claims,
+        manifest_exists=lambda name: _manifest_file(directory, name) is not None,
+        pinned=lambda name: bool((pins().get(name) or {}).get("files")))
+    return Lab(id=lab_id, title=checked.title, claims=tuple(checked.claims), manifests=tuple(checked.manifests),
+               deployments=tuple(checked.deployments), probes=tuple(checked.probes), directory=directory,
+               disruptive=checked.disruptive, upstream=tuple(checked.upstream), needs_ingress=checked.needs_ingress,
+               source=source)
+
+
+def _manifest_file(directory: Traversable, name: str) -> Traversable | None:
+    for base in (directory, resources.manifests_dir()):
+        path = base / name
+        if path.is_file():
+            return path
+    return None
 
 
 @dataclasses.dataclass
@@ -201,17 +209,12 @@ class ProbeContext:
 
 def render_manifest(lab: Lab, manifest: str) -> str:
     """The text of one of LAB's manifests (its own folder first, then manifests/), placeholders filled."""
-    for base in (lab.directory, resources.manifests_dir()):
-        path = base / manifest
-        if path.is_file():
-            break
-    else:
-        raise UsageError(f"lab {lab.id}: manifest {manifest} not found in labs/{lab.id}/ or manifests/")
-    try:
-        return string.Template(path.read_text()).substitute(
-            AGNHOST_IMAGE=agnhost_image(), TRAEFIK_IMAGE=pins()["traefik"]["image"], NAMESPACE=lab.namespace)
-    except (KeyError, ValueError) as e:
-        raise UsageError(f"{path}: unknown placeholder {e}", hint="use ${AGNHOST_IMAGE}, ${TRAEFIK_IMAGE} or ${NAMESPACE}") from None
+    path = _manifest_file(lab.directory, manifest)
+    if path is None:
+        raise UsageError(f"lab {lab.id}: manifest {manifest} not found in its folder or in svclab's manifests/")
+    own = (lab.directory / manifest).is_file()
+    source = f"{lab.source.rpartition('/')[0]}/{manifest}" if own else f"manifests/{manifest}"
+    return render.render_file(path, render.context(namespace=lab.namespace), source=source)
 
 
 def _topology(env: Environment, namespace: str) -> tuple[probes.Topology, str]:
@@ -247,10 +250,10 @@ def prepare(env: Environment, lab: Lab) -> None:
     kube.wait_service_endpoints(lab.namespace, timeout=env.settings.wait_timeout)
 
 
-def _observe_and_check(ctx: ProbeContext, probe: Probe, expect: dict[str, Any]) -> tuple[probes.Observation, list[str]]:
+def _observe_and_judge(ctx: ProbeContext, probe: ProbeSpec, expect: Expectation) -> tuple[probes.Observation, list[str]]:
     try:
-        seen = probes.observe(ctx, probe.spec | {"expect": expect})
-        return seen, probes.check_expectation(expect, seen.facts)
+        seen = probes.observe(ctx, probe)
+        return seen, probes.judge(probe, seen.facts, expect, ctx.topology)
     except SvclabError as e:
         return probes.Observation(f"probe failed: {e}", [str(e)], {}), [str(e)]
     except Exception as e:  # noqa: BLE001 - one broken probe must not hide the others' results
@@ -258,24 +261,18 @@ def _observe_and_check(ctx: ProbeContext, probe: Probe, expect: dict[str, Any]) 
             [f"{type(e).__name__}: {str(e)[:200]}"]
 
 
-def settles(expect: Mapping[str, Any]) -> bool:
-    """Whether a probe observes a state the cluster converges to (and may be asked again until it
-    does) rather than the absence of something, which one look after convergence must show."""
-    return expect.get("answers") is not False and not {"pending", "message", "recovers_within", "flips_source"} & set(expect)
-
-
-def run_probe(ctx: ProbeContext, probe: Probe) -> Result:
+def run_probe(ctx: ProbeContext, probe: ProbeSpec) -> Result:
     expect = probe.expectation(ctx.env.provider.name)
     started = time.monotonic()
     # A Service created moments ago is programmed on each node by kube-proxy (and announced by
     # the load balancer) within a few seconds: observe again until it holds or the settle time ends.
-    (seen, problems), rounds = poll(lambda: _observe_and_check(ctx, probe, expect), lambda r: not r[1],
-                                    timeout=ctx.settings.wait_timeout / 8 if settles(expect) else 0)
+    (seen, problems), rounds = poll(lambda: _observe_and_judge(ctx, probe, expect), lambda r: not r[1],
+                                    timeout=ctx.settings.wait_timeout / 8 if expect.settles else 0)
     if rounds > 1:
         seen.evidence.append(f"held after {rounds} observations ({time.monotonic() - started:.1f}s)"
                              if not problems else f"still differed after {rounds} observations")
     return Result(lab=ctx.lab.id, probe=probe.id, claim=probe.claim, path=probe.path,
-                  expected=probes.describe_expectation(expect), observed=seen.observed,
+                  expected=expect.describe(), observed=seen.observed,
                   evidence=seen.evidence, passed=not problems, problems=problems,
                   seconds=round(time.monotonic() - started, 2), facts=seen.facts | {"rounds": rounds})
 
@@ -291,15 +288,25 @@ def start_lab(env: Environment, lab: Lab) -> ProbeContext:
     return ProbeContext(env, lab, topology, client_pod)
 
 
+def run_order(lab: Lab, provider: str) -> list[list[ProbeSpec]]:
+    """LAB's probes in the batches they run in, each batch side by side:
+    1. those that expect traffic to get through (or another state the cluster converges to):
+       once they pass, every node has programmed the lab's Services;
+    2. those that expect an absence (no answer, no address), so that "nothing" is an
+       observation, not a race with kube-proxy;
+    3. those that change the cluster (patch a Service, create objects, stop a node), one per
+       batch, in the lab's order, so that no other probe looks while they do."""
+    looking = [p for p in lab.probes if not p.changes_cluster()]
+    converging = [p for p in looking if p.expectation(provider).settles]
+    absent = [p for p in looking if p not in converging]
+    return [b for b in (converging, absent) if b] + [[p] for p in lab.probes if p.changes_cluster()]
+
+
 def run_lab(env: Environment, lab: Lab) -> list[Result]:
     ctx = start_lab(env, lab)
-    # Probes that expect traffic to get through go first: once they pass, every node has
-    # programmed the lab's Services, so "no answer" afterwards is an observation, not a race.
-    first = [p for p in lab.probes if settles(p.expectation(env.provider.name))]
-    then = [p for p in lab.probes if p not in first]
     results: dict[str, Result] = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-        for batch in (first, then):
+        for batch in run_order(lab, env.provider.name):
             for result in pool.map(lambda p: run_probe(ctx, p), batch):
                 results[result.probe] = result
     return [results[p.id] for p in lab.probes]

@@ -15,7 +15,7 @@ Framing on a session: svclab writes ::
 
 and reads Docker's multiplexed frames (an 8-byte header: stream, 3 zero bytes, big-endian
 length) until the record separator (0x1e) followed by the command's random NONCE, then the exit
-status. Commands are built only from validated addresses, ports and names (``probes.lab_address``).
+status. Commands are built only from validated addresses, ports and names (``probes.traffic.lab_address``).
 
 ``dial_script`` and ``parse_dial`` turn "N HTTP requests to HOST:PORT/REQUEST" into one command
 and its answer back into agnhost /dial's shape (``{"responses": [...], "errors": [...]}``), so

@@ -182,16 +182,29 @@ def render_comparison(docs: Sequence[dict], console: Console) -> None:
     console.print(table)
 
 
-def claims_markdown(claims: dict[str, str], docs: Sequence[dict]) -> str:
+def claim_text(entry: Any) -> str:
+    """A claims.yaml entry's claim: the text itself, or its ``claim`` key."""
+    return str(entry.get("claim", "") if isinstance(entry, dict) else entry)
+
+
+def claim_providers(entry: Any) -> tuple[str, ...]:
+    """The providers whose runs can evidence a claims.yaml entry (its ``providers`` key; empty: all)."""
+    return tuple(entry.get("providers") or ()) if isinstance(entry, dict) else ()
+
+
+def claims_markdown(claims: dict[str, Any], docs: Sequence[dict]) -> str:
     """The claims table, each claim marked from live results: held (every probe for it held, on
-    every provider it ran on), not held (one differed), or not shown (no probe ran for it)."""
+    every provider it ran on), not held (one differed), or not shown (no probe ran for it). A claim
+    about one implementation (``providers`` in claims.yaml) counts only that implementation's runs."""
     lines = ["| id | claim | verdict | observed |", "|---|---|---|---|"]
-    for cid, text in claims.items():
-        runs = [(doc.get("provider", "?"), r) for doc in docs for r in doc.get("results", []) if r["claim"] == cid]
+    for cid, entry in claims.items():
+        providers = claim_providers(entry)
+        runs = [(doc.get("provider", "?"), r) for doc in docs for r in doc.get("results", [])
+                if r["claim"] == cid and (not providers or doc.get("provider") in providers)]
         if not runs:
-            verdict, observed = "not shown", ""
+            verdict, observed = "not shown", f"(needs a run with {', '.join(providers)})" if providers else ""
         else:
             verdict = "held" if all(r["passed"] for _, r in runs) else "**not held**"
             observed = "; ".join(f"{p}: {r['observed']}" for p, r in runs[:4]) + (" …" if len(runs) > 4 else "")
-        lines.append(f"| {cid} | {_md(text)} | {verdict} | {_md(observed)} |")
+        lines.append(f"| {cid} | {_md(claim_text(entry))} | {verdict} | {_md(observed)} |")
     return "\n".join(lines) + "\n"

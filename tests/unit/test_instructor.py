@@ -37,32 +37,30 @@ def test_every_probe_asks_and_explains(lab_id):
 
 
 def test_predict_must_be_text():
-    data = {"title": "t", "probes": [{"id": "a", "kind": "pending", "service": "s", "expect": {"pending": True},
+    data = {"title": "t", "probes": [{"id": "a", "claim": "C12", "kind": "pending", "service": "s", "expect": {"pending": True},
                                       "predict": ["not", "text"]}]}
     with pytest.raises(UsageError, match="predict must be text"):
         labs.parse_lab("broken", data, Path("."))
 
 
 def test_predict_and_why_are_optional():
-    lab = labs.parse_lab("t", {"title": "t", "probes": [{"id": "a", "kind": "pending", "service": "s",
+    lab = labs.parse_lab("t", {"title": "t", "probes": [{"id": "a", "claim": "C12", "kind": "pending", "service": "s",
                                                          "expect": {"pending": True}}]}, Path("."))
     assert lab.probes[0].predict == "" and lab.probes[0].why == ""
 
 
 @pytest.mark.parametrize("lab_id", labs.available_labs())
-def test_in_lab_order_silence_is_checked_only_after_traffic_got_through(lab_id):
-    """Step mode runs probes in the order the lab lists them. A probe expecting no answer must come
-    after one on the same Service that expects an answer (if there is one), or it could pass only
-    because kube-proxy had not programmed the Service yet."""
+def test_step_mode_takes_the_probes_in_the_run_order(lab_id):
+    """Silence is checked only after traffic got through, and probes that change the cluster run
+    alone at the end, in step mode as in a normal run: both follow labs.run_order."""
     lab = labs.load_lab(lab_id)
     for provider in ("metallb", "kube-vip", "none"):
-        for i, probe in enumerate(lab.probes):
-            if probe.expectation(provider).get("answers") is not False:
-                continue
-            same = [p for p in lab.probes if p.spec.get("service") == probe.spec.get("service")
-                    and p.expectation(provider).get("answers")]
-            if same:
-                assert lab.probes.index(same[0]) < i, (lab_id, provider, probe.id)
+        batches = labs.run_order(lab, provider)
+        flat = [p for batch in batches for p in batch]
+        assert sorted(p.id for p in flat) == sorted(p.id for p in lab.probes)
+        settled = [p.expectation(provider).settles for p in flat if not p.changes_cluster()]
+        assert settled == sorted(settled, reverse=True), (lab_id, provider)
+        assert all(len(b) == 1 for b in batches if b[0].changes_cluster())
 
 
 @pytest.mark.parametrize("lab_id, probe_id, hint", [
@@ -81,8 +79,7 @@ def test_rules_hint(lab_id, probe_id, hint):
 def test_rules_hint_names_another_cluster_and_keeps_a_qualified_service():
     lab, probe = _probe("nodeport", "every-node")
     assert instructor.rules_hint(lab, probe, "class-a").endswith("--service svclab-nodeport/echo --name class-a")
-    qualified = labs.Probe("p", "C19", "path", {"kind": "http", "via": "load-balancer",
-                                                "service": "svclab-traefik/traefik"})
+    qualified = probe.model_copy(update={"via": "load-balancer", "service": "svclab-traefik/traefik"})
     assert "--service svclab-traefik/traefik" in instructor.rules_hint(lab, qualified, "svclab")
 
 

@@ -106,7 +106,7 @@ def test_claims_file_covers_every_claim_a_lab_names():
 
     from svclab import labs
 
-    claims = yaml.safe_load((labs.LABS_DIR / "claims.yaml").read_text())
+    claims = labs.load_claims()
     assert list(claims) == [f"C{i}" for i in range(1, 22)]
     for lab_id in labs.available_labs():
         assert set(labs.load_lab(lab_id).claims) <= set(claims)

@@ -1,0 +1,52 @@
+"""Probes: each observes one traffic path or one API behaviour, and a pure judge compares what it
+saw with the lab's expectation.
+
+Every module in ``svclab/probes/kinds/`` is one probe kind (its ``Spec`` model says its name:
+``kind: Literal["http"]``), found here at import time; a new kind is one new module there, with
+its tests. ``base`` holds what they share, ``traffic`` how they reach the lab.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from types import ModuleType
+from typing import Annotated, Any, Union
+
+from pydantic import Field
+
+from . import kinds
+from .base import Expectation, NodeInfo, Observation, Prediction, ProbeSpec, Topology
+
+__all__ = ["KINDS", "AnyProbe", "Expectation", "NodeInfo", "Observation", "Prediction", "ProbeSpec", "Topology",
+           "observe", "judge", "kind_of"]
+
+
+def _discover() -> dict[str, ModuleType]:
+    found = {}
+    for info in sorted(pkgutil.iter_modules(kinds.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{kinds.__name__}.{info.name}")
+        for name in ("Spec", "Expect", "observe", "judge", "EXAMPLE"):
+            if not hasattr(module, name):
+                raise ImportError(f"probe kind module {module.__name__} has no {name}")
+        found[module.Spec.model_fields["kind"].annotation.__args__[0]] = module
+    return found
+
+
+# kind name (as lab definitions write it) -> its module
+KINDS: dict[str, ModuleType] = _discover()
+
+# A probe in a lab definition: one of the kinds' Spec models, chosen by its `kind` key.
+AnyProbe = Annotated[Union[tuple(m.Spec for m in KINDS.values())], Field(discriminator="kind")]
+
+
+def kind_of(spec: ProbeSpec) -> ModuleType:
+    return KINDS[spec.kind]
+
+
+def observe(ctx: Any, spec: ProbeSpec) -> Observation:
+    return kind_of(spec).observe(ctx, spec)
+
+
+def judge(spec: ProbeSpec, facts: dict[str, Any], expect: Expectation, topology: Topology | None) -> list[str]:
+    return kind_of(spec).judge(facts, expect, topology)

@@ -1,0 +1,162 @@
+"""What every probe kind shares: the fields each probe has in a lab definition, the expectation
+base class, what an observation is, and the topology a judge compares samples with.
+
+A probe kind is one module in ``svclab/probes/kinds/`` with four names:
+
+    Spec       the probe's model: ``kind: Literal["<kind>"]`` plus the keys that kind takes
+    Expect     the expectations it accepts (each key optional; the ones given are all checked)
+    observe    observe(ctx, spec) -> Observation: gathers samples, judges nothing
+    judge      judge(facts, expect, topology) -> list of what differs (empty: as expected); pure
+
+Samples go into ``Observation.facts`` as plain JSON values, so a run's JSON file holds exactly what
+each judge saw, and the judges are unit-tested on facts recorded from real clusters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["PROVIDERS", "Expectation", "NodeInfo", "Observation", "Prediction", "ProbeSpec", "Topology"]
+
+# The load-balancer implementations an expectation may be given for (svclab.providers).
+PROVIDERS = ("metallb", "kube-vip", "none")
+
+
+@dataclasses.dataclass
+class Observation:
+    """What a probe saw: a one-line summary, evidence lines, and the samples (facts) its judge reads."""
+
+    observed: str
+    evidence: list[str]
+    facts: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """A question step mode can put to the learner: the choices, and the one the expectation makes right."""
+
+    choices: tuple[str, ...]
+    right: str
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeInfo:
+    name: str
+    ip: str
+    pod_cidr: str | None
+    backend: bool
+
+    def owns(self, ip: str) -> bool:
+        """True when IP is one of this node's own addresses (InternalIP or pod-network gateway)."""
+        if ip == self.ip:
+            return True
+        if self.pod_cidr:
+            net = ipaddress.ip_network(self.pod_cidr, strict=False)
+            return ip == str(net.network_address + 1)
+        return False
+
+
+@dataclasses.dataclass(frozen=True)
+class Topology:
+    nodes: list[NodeInfo]
+    pod_nodes: Mapping[str, str]     # pod name -> node name, in the lab's namespace
+    client_ip: str                   # the outside client's address
+    client_pod_ip: str               # the in-cluster client's address
+    pool: Any = None                 # network.Pool: the addresses svclab hands to load balancers
+
+    def node_owning(self, ip: str) -> str | None:
+        return next((n.name for n in self.nodes if n.owns(ip)), None)
+
+    def source_kind(self, ip: str, client_ip: str) -> str:
+        """What a source address a backend reports is: the client's own, a node's, or other."""
+        return "client" if ip == client_ip else ("node" if self.node_owning(ip) else "other")
+
+    @property
+    def backend_nodes(self) -> list[str]:
+        return sorted(set(self.pod_nodes.values()))
+
+
+class Expectation(BaseModel):
+    """One probe's expectation: the keys given are all checked. Subclasses list the keys their
+    kind accepts, in the order they are described."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def given(self) -> dict[str, Any]:
+        """The keys the lab gave, in declaration order, as the lab wrote them."""
+        return {name: getattr(self, name) for name in type(self).model_fields if name in self.model_fields_set}
+
+    def describe(self) -> str:
+        """The expected column of the results: one phrase per key given."""
+        return ", ".join(self.phrase(key, value) for key, value in self.given().items())
+
+    def phrase(self, key: str, value: Any) -> str:
+        return f"{key}={value}"
+
+    @property
+    def settles(self) -> bool:
+        """Whether the probe observes a state the cluster converges to, and may look again until
+        it holds; an expected absence (no answer, no address) is seen once, after convergence."""
+        return True
+
+    def prediction(self) -> Prediction | None:
+        """The choice step mode offers before observing, derived from this expectation; None when
+        the expectation is not a choice between a few outcomes."""
+        return None
+
+    @model_validator(mode="after")
+    def _not_empty(self):
+        if not self.model_fields_set:
+            raise ValueError("an expectation needs at least one key")
+        return self
+
+
+class ProbeSpec(BaseModel):
+    """The keys every probe has, whatever its kind."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    # Probes that change the cluster on purpose (patch a Service, create objects, stop a node) run
+    # alone, after the others of their lab.
+    CHANGES_CLUSTER: ClassVar[bool] = False
+
+    id: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63,
+                    description="Unique in the lab: lowercase letters, digits and dashes.")
+    claim: str = Field(pattern=r"^C\d+$", description="The claim this probe evidences, from claims.yaml (C1, C2, ...).")
+    path: str = Field("", description="The traffic path or behaviour, in words (default: the id).")
+    predict: str = Field("", description="Step mode's question before observing.")
+    why: str = Field("", description="Step mode's short explanation after observing.")
+    # Each kind narrows these two to its own Expect model.
+    expect: Any = None
+    expect_by_provider: Any = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_defaults_to_id(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("path") and isinstance(data.get("id"), str):
+            return {**data, "path": data["id"]}
+        return data
+
+    @model_validator(mode="after")
+    def _expectation_for_every_provider(self):
+        by_provider = self.expect_by_provider or {}
+        if self.expect is None and set(by_provider) != set(PROVIDERS):
+            missing = [p for p in PROVIDERS if p not in by_provider]
+            raise ValueError(f"no expectation for {', '.join(missing)}: give 'expect' (every provider) "
+                             "or one under expect_by_provider for each")
+        return self
+
+    def expectation(self, provider: str) -> Expectation:
+        return (self.expect_by_provider or {}).get(provider) or self.expect
+
+    def changes_cluster(self) -> bool:
+        return self.CHANGES_CLUSTER
+
+    def rules_service(self) -> str | None:
+        """The Service whose node rules this probe's path crosses (for `svclab lab.rules`), if any."""
+        return None

@@ -1,0 +1,71 @@
+"""addresses: the lab's LoadBalancer Services (and Ingresses) with the addresses they hold."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from ..base import Expectation, Observation, ProbeSpec, Topology
+from ..traffic import external_ip, service
+
+EXAMPLE = """
+- id: one-address-per-loadbalancer
+  claim: C20
+  path: "LoadBalancer Services in the lab and the addresses they hold"
+  kind: addresses
+  include: [svclab-traefik/traefik]
+  expect: {one_address_each: true}
+"""
+
+
+class Expect(Expectation):
+    one_address_each: bool | None = Field(
+        None, description="true: every LoadBalancer Service holds its own address; false: none holds one.")
+
+    def phrase(self, key: str, value: Any) -> str:
+        return "one external address per LoadBalancer Service" if value else "no external addresses"
+
+
+class Spec(ProbeSpec):
+    """Lists every LoadBalancer Service in the lab's namespace, plus INCLUDE, and every Ingress."""
+
+    kind: Literal["addresses"]
+    include: list[str] = Field(default_factory=list,
+                               description="More Services to count, as NAMESPACE/NAME (a cluster component's).")
+    expect: Expect | None = None
+    expect_by_provider: dict[Literal["metallb", "kube-vip", "none"], Expect] | None = None
+
+
+def observe(ctx, spec: Spec) -> Observation:
+    from kubernetes import client
+
+    services = {svc.metadata.name: ctx.kube.api.sanitize_for_serialization(svc)
+                for svc in ctx.kube.core.list_namespaced_service(ctx.namespace).items
+                if svc.spec.type == "LoadBalancer"}
+    services.update({ref: service(ctx, ref) for ref in spec.include})
+    evidence, addresses, by_service, ingress_addresses = [], [], {}, []
+    for name, svc in sorted(services.items()):
+        ip = external_ip(svc)
+        by_service[name] = ip
+        if ip:
+            addresses.append(ip)
+        evidence.append(f"Service {name}: {ip or '<pending>'}")
+    for ing in client.NetworkingV1Api(ctx.kube.api).list_namespaced_ingress(ctx.namespace).items:
+        ing = ctx.kube.api.sanitize_for_serialization(ing)
+        hosts = [r.get("host", "*") for r in ing["spec"].get("rules", [])]
+        ingress_addresses.append(external_ip(ing))
+        evidence.append(f"Ingress {ing['metadata']['name']} ({', '.join(hosts)}): {external_ip(ing) or '<pending>'}"
+                        " — every host behind one address")
+    return Observation(f"{len(services)} LoadBalancer Services, {len(set(addresses))} distinct addresses", evidence,
+                       {"lb_services": len(services), "addresses": addresses, "by_service": by_service,
+                        "ingress_addresses": ingress_addresses})
+
+
+def judge(facts: dict[str, Any], expect: Expect, topology: Topology | None = None) -> list[str]:
+    services, distinct = facts.get("lb_services", 0), len(set(facts.get("addresses", [])))
+    if expect.one_address_each and (services == 0 or distinct != services):
+        return [f"{services} LoadBalancer Services hold {distinct} distinct addresses"]
+    if expect.one_address_each is False and distinct:
+        return [f"{distinct} addresses were assigned"]
+    return []

@@ -1,0 +1,208 @@
+"""http: requests from a client to a Service, through its ClusterIP, its DNS name, every node's
+nodePort, or its load-balancer address (optionally with a Host header, for Ingress rules)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from ...errors import SvclabError
+from ..base import Expectation, Observation, Prediction, ProbeSpec, Topology
+from ..traffic import arp_holder, dial, outside_dial, service, wait_external_ip
+
+EXAMPLE = """
+- id: every-node
+  claim: C5
+  path: outside client → every node's IP:nodePort
+  kind: http
+  from: outside
+  service: echo
+  via: node-port
+  nodes: all
+  tries: 2
+  expect: {answers: true}
+"""
+
+
+class Expect(Expectation):
+    answers: bool | None = Field(None, description="true: every target answers every request; false: none answers at all.")
+    source: Literal["client", "node"] | None = Field(
+        None, description="The source address the backend reports (request: clientip): the client's own, or a node's.")
+    min_backends: int | None = Field(None, ge=1, description="At least this many different pods answered.")
+    min_backend_nodes: int | None = Field(None, ge=1, description="Those pods ran on at least this many nodes.")
+    backend_prefix: str | None = Field(None, min_length=1, description="Every answer came from a pod whose name starts so.")
+
+    def phrase(self, key: str, value: Any) -> str:
+        return {
+            "answers": lambda: "answers" if value else "no answer",
+            "source": lambda: "source = client address" if value == "client" else "source = a node address",
+            "min_backends": lambda: f"≥{value} backends",
+            "min_backend_nodes": lambda: f"on ≥{value} nodes",
+            "backend_prefix": lambda: f"served by {value}*",
+        }[key]()
+
+    @property
+    def settles(self) -> bool:
+        return self.answers is not False
+
+    def prediction(self) -> Prediction | None:
+        if self.source:
+            return Prediction(("client", "node"), self.source)
+        if self.answers is not None and len(self.given()) == 1:
+            return Prediction(("answers", "no answer"), "answers" if self.answers else "no answer")
+        return None
+
+
+class Spec(ProbeSpec):
+    """Sends TRIES requests for REQUEST to each target of SERVICE reached VIA, from a client."""
+
+    kind: Literal["http"]
+    service: str = Field(description="The Service: NAME in the lab's namespace, or NAMESPACE/NAME.")
+    via: Literal["cluster-ip", "dns", "node-port", "load-balancer"] = Field(
+        description="Which address: the ClusterIP, the DNS name, every chosen node's nodePort, the external address.")
+    from_: Literal["outside", "pod"] = Field(
+        "outside", alias="from", description="outside: the client container beside the nodes; pod: the in-cluster client.")
+    nodes: Literal["all", "backend", "no-backend"] = Field(
+        "all", description="With via node-port: every node, the nodes running a backend pod, or the others.")
+    request: Literal["hostname", "clientip"] = Field(
+        "hostname", description="hostname: which pod answered; clientip: which source address the pod saw.")
+    tries: int = Field(1, ge=1, le=100, description="Requests per target, each on a new connection.")
+    host: str | None = Field(None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+                             description="Host header (an Ingress or Gateway rule's host); from outside only.")
+    expect: Expect | None = None
+    expect_by_provider: dict[Literal["metallb", "kube-vip", "none"], Expect] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.host and self.from_ != "outside":
+            raise ValueError("host (a Host header) is sent only from the outside client: set from: outside")
+        if self.nodes != "all" and self.via != "node-port":
+            raise ValueError("nodes chooses nodePort targets: use it only with via: node-port")
+        return self
+
+    def rules_service(self) -> str | None:
+        return self.service if self.via in ("node-port", "load-balancer") else None
+
+
+def targets(ctx, spec: Spec) -> list[tuple[str, str, int]]:
+    """(label, host, port) for every address the probe sends to."""
+    svc = service(ctx, spec.service)
+    port_spec = (svc["spec"].get("ports") or [{}])[0]
+    if spec.via == "cluster-ip":
+        return [("ClusterIP", svc["spec"]["clusterIP"], port_spec["port"])]
+    if spec.via == "dns":
+        name = f"{spec.service}.{ctx.namespace}.svc.cluster.local"
+        return [(name, name, port_spec["port"])]
+    if spec.via == "node-port":
+        node_port = port_spec.get("nodePort")
+        if not node_port:
+            raise SvclabError(f"Service {spec.service} has no nodePort")
+        backend_nodes = set(ctx.topology.pod_nodes.values())
+        return [(f"{n.name} {n.ip}:{node_port}", n.ip, node_port) for n in ctx.topology.nodes
+                if spec.nodes == "all" or (spec.nodes == "backend") == (n.name in backend_nodes)]
+    # Without an implementation no address will come: do not wait the full deadline for it.
+    timeout = ctx.settings.wait_timeout if ctx.env.provider.expects_address else 3
+    ip = wait_external_ip(ctx, spec.service, timeout)
+    return [(f"load balancer {ip}", ip, port_spec["port"])] if ip else []
+
+
+def observe(ctx, spec: Spec) -> Observation:
+    samples, notes = [], []
+    found = targets(ctx, spec)
+    if not found:
+        notes.append(f"Service {spec.service} has no external address")
+    elif spec.via == "load-balancer":
+        if reported := ctx.env.provider.holder(ctx.kube, ctx.namespace, spec.service):
+            notes.append(f"{ctx.env.provider.name} reports the address held by node {reported}")
+    for label, host, port in found:
+        if spec.host:
+            label += f" (Host: {spec.host})"
+            result = outside_dial(ctx, host, port, spec.request, spec.tries, host_header=spec.host)
+        else:
+            result = dial(ctx, spec.from_, host, port, spec.request, spec.tries)
+        got = result.get("responses", [])
+        via_node = arp_holder(ctx, host) if spec.via == "load-balancer" and spec.from_ == "outside" and got else None
+        samples.append({"label": label, "responses": got, "errors": result.get("errors", []), "via_node": via_node})
+    topo = ctx.topology
+    client_ip = topo.client_ip if spec.from_ == "outside" else topo.client_pod_ip
+    return summarize(samples, topo, client_ip=client_ip, request=spec.request, tries=spec.tries,
+                     source=spec.from_, notes=notes)
+
+
+def summarize(samples: Sequence[dict[str, Any]], topo: Topology, *, client_ip: str, request: str, tries: int,
+              source: str = "outside", notes: Sequence[str] = ()) -> Observation:
+    """The samples (per target: the answers, the errors, the node that took the traffic) as facts
+    the judge reads, evidence lines, and the one-line summary."""
+    evidence, backends, backend_nodes, source_kinds, via_nodes = list(notes), set(), set(), [], set()
+    answered = silent = responses = errors = 0
+    for sample in samples:
+        got, errs = sample["responses"], sample["errors"]
+        responses += len(got)
+        errors += len(errs)
+        answered += 1 if got else 0
+        silent += 0 if got else 1
+        seen = []
+        for body in got:
+            if request == "clientip":
+                ip = body.rsplit(":", 1)[0]
+                kind = topo.source_kind(ip, client_ip)
+                source_kinds.append(kind)
+                seen.append(f"{ip} ({kind if kind != 'node' else 'node ' + topo.node_owning(ip)})")
+            else:
+                backends.add(body)
+                node = topo.pod_nodes.get(body)
+                if node:
+                    backend_nodes.add(node)
+                seen.append(f"{body} on {node or '?'}")
+        line = f"{source} → {sample['label']}: {len(got)}/{tries} answered"
+        if sample.get("via_node"):
+            via_nodes.add(sample["via_node"])
+            line += f" via node {sample['via_node']} (the client's ARP entry)"
+        if seen:
+            line += "; saw " + ", ".join(sorted(set(seen)))
+        if errs:
+            line += f"; error: {errs[0][:120]}"
+        evidence.append(line)
+    facts = {"targets": len(samples), "answered_targets": answered, "silent_targets": silent,
+             "responses": responses, "errors": errors, "backends": sorted(backends),
+             "backend_nodes": sorted(backend_nodes), "source_kinds": source_kinds, "via_nodes": sorted(via_nodes)}
+    if request == "clientip" and source_kinds:
+        observed = f"source seen by backend: {', '.join(sorted(set(source_kinds)))}"
+    elif not samples:
+        observed = "no external address"
+    elif responses and request == "hostname":
+        hops = f" via node {', '.join(sorted(via_nodes))}," if via_nodes else ","
+        observed = f"{answered}/{len(samples)} answered{hops} {len(backends)} backends on {len(backend_nodes)} nodes"
+    elif responses:
+        observed = f"{answered}/{len(samples)} answered"
+    else:
+        observed = f"none of {len(samples)} answered"
+    return Observation(observed, evidence, facts)
+
+
+def judge(facts: dict[str, Any], expect: Expect, topology: Topology | None = None) -> list[str]:
+    problems = []
+    total, answered = facts.get("targets", 0), facts.get("answered_targets", 0)
+    for key, want in expect.given().items():
+        if key == "answers":
+            if want and (total == 0 or answered != total or facts.get("errors", 0)):
+                problems.append(f"{total - answered} of {total} targets did not answer every request")
+            if not want and facts.get("responses", 0):
+                problems.append(f"{total - facts.get('silent_targets', 0)} of {total} targets answered")
+        elif key == "source":
+            sources = facts.get("source_kinds", [])
+            if not sources:
+                problems.append("no source address observed")
+            elif any(s != want for s in sources):
+                problems.append(f"source addresses were {', '.join(sorted(set(sources)))}")
+        elif key == "min_backends" and len(facts.get("backends", [])) < want:
+            problems.append(f"reached {len(facts.get('backends', []))} backends")
+        elif key == "min_backend_nodes" and len(facts.get("backend_nodes", [])) < want:
+            problems.append(f"backends on {len(facts.get('backend_nodes', []))} nodes")
+        elif key == "backend_prefix":
+            others = [b for b in facts.get("backends", []) if not b.startswith(want)]
+            if others or not facts.get("backends"):
+                problems.append(f"served by {', '.join(others) or 'nobody'}")
+    return problems

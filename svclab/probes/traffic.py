@@ -1,0 +1,178 @@
+"""What probes share for reaching the lab: reading its Services, waiting for an external address,
+and sending requests from the two clients, only ever to lab addresses.
+
+Clients: ``pod`` is the in-cluster client pod, agnhost netexec reached through the API server's
+pod proxy (whose /dial endpoint makes the requests); ``outside`` is the client container on the
+cluster's docker network, commanded over the Docker API (outside.py: curl from a shell; it has no
+default route and publishes no port, so it can reach nothing beyond that network and nobody
+without Docker's authority can command it). The echo backends answer /hostname and /clientip.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import re
+from typing import Any
+
+from kubernetes.client.rest import ApiException
+
+from ..errors import SvclabError, UsageError
+from ..kube import poll
+from ..outside import dial_script, parse_dial
+
+__all__ = ["field", "service", "external_ip", "lb_allocation_failure", "wait_external_ip", "outside_run",
+           "outside_dial", "outside_get", "lab_address", "dial", "arp_holder", "CLUSTER_NETWORKS"]
+
+
+def field(obj: Any, path: str) -> Any:
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        if part.startswith("["):
+            idx = int(part[1:-1])
+            obj = obj[idx] if isinstance(obj, list) and len(obj) > idx else None
+        else:
+            obj = obj.get(part) if isinstance(obj, dict) else None
+        if obj is None:
+            return None
+    return obj
+
+
+def service(ctx, name: str) -> dict[str, Any]:
+    """The Service NAME in the lab's namespace, or NAMESPACE/NAME for a cluster component's
+    (the Ingress controller's lives in its own namespace)."""
+    namespace, _, name = name.rpartition("/")
+    namespace = namespace or ctx.namespace
+    try:
+        svc = ctx.kube.core.read_namespaced_service(name, namespace)
+    except ApiException as e:
+        if e.status == 404:
+            raise SvclabError(f"Service {namespace}/{name} does not exist") from None
+        raise
+    return ctx.kube.api.sanitize_for_serialization(svc)
+
+
+def external_ip(svc: dict[str, Any]) -> str | None:
+    for ingress in field(svc, "status.loadBalancer.ingress") or []:
+        if ingress.get("ip"):
+            return ingress["ip"]
+    return None
+
+
+# Warning events a load-balancer implementation leaves on a Service it cannot serve (MetalLB's
+# allocator; the service controller that runs kube-vip's cloud provider).
+LB_FAILURE_REASONS = ("AllocationFailed", "SyncLoadBalancerFailed")
+
+
+def lb_allocation_failure(kube, namespace: str, name: str, since: str | None = None) -> str | None:
+    """Why the Service NAMESPACE/NAME got no address, as its implementation said it in a Warning
+    event (at or after SINCE, an ISO 8601 time: events of an earlier Service of that name do not
+    count), or None."""
+    since_time = datetime.datetime.fromisoformat(since) if since else None
+    events = kube.core.list_namespaced_event(
+        namespace, field_selector=f"involvedObject.kind=Service,involvedObject.name={name}").items
+    for event in events:
+        when = event.last_timestamp or event.event_time or event.metadata.creation_timestamp
+        if event.type == "Warning" and event.reason in LB_FAILURE_REASONS \
+                and (since_time is None or (when and when >= since_time)):
+            return f"{event.reason}: {event.message}"
+    return None
+
+
+def wait_external_ip(ctx, name: str, timeout: float) -> str | None:
+    """The Service's external address, waited for; an error as soon as the implementation says it
+    cannot give one (an exhausted pool), rather than at the deadline."""
+    def observe():
+        svc = service(ctx, name)
+        meta, ip = svc["metadata"], external_ip(svc)
+        failure = None if ip else lb_allocation_failure(ctx.kube, meta["namespace"], meta["name"],
+                                                        since=meta.get("creationTimestamp"))
+        return ip, failure, f"{meta['namespace']}/{meta['name']}"
+
+    (ip, failure, ref), _ = poll(observe, lambda seen: bool(seen[0] or seen[1]), timeout=timeout)
+    if failure:
+        raise SvclabError(f"Service {ref} gets no load-balancer address: {failure}",
+                          hint="free addresses (delete LoadBalancer Services) or raise pool_size")
+    return ip
+
+def outside_run(ctx, command: str, *, timeout: float) -> tuple[int, str]:
+    """(exit status, output) of COMMAND run in the outside client (over the Docker API, see
+    outside.py). Callers build COMMAND only from validated addresses, ports and host names."""
+    return ctx.outside.run(command, timeout=timeout + 5)
+
+
+_HOSTNAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_REQUEST = re.compile(r"^[a-z]*$")
+
+
+def outside_dial(ctx, host: str, port: int, request: str, tries: int, *, host_header: str | None = None,
+                 timeout: float | None = None) -> dict[str, list[str]]:
+    """TRIES requests from the outside client to HOST:PORT/REQUEST (with a Host header for
+    Ingress rules), each on a new connection; answered like agnhost's /dial."""
+    if not _REQUEST.match(request) or (host_header is not None and not _HOSTNAME.match(host_header)):
+        raise UsageError(f"invalid host {host_header!r} or request {request!r} in a probe")
+    host, port = lab_address(ctx, host), int(port)  # validated: they go into a command line
+    timeout = ctx.settings.probe_timeout if timeout is None else timeout
+    headers = (f"Host: {host_header}",) if host_header else ()
+    # Behind an Ingress controller an HTTP error (404: no rule for that host yet) is not the backend.
+    script = dial_script(f"http://{host}:{port}/{request}", tries=tries, timeout=timeout, headers=headers,
+                         http_errors_fail=bool(host_header))
+    _, output = outside_run(ctx, script, timeout=tries * (timeout + 1))
+    return parse_dial(output)
+
+
+# kind's default Service and pod networks, which svclab's kind config keeps.
+CLUSTER_NETWORKS = (ipaddress.ip_network("10.96.0.0/16"), ipaddress.ip_network("10.244.0.0/16"))
+
+
+def lab_address(ctx, host: str, *, in_cluster: bool = False) -> str:
+    """HOST, checked to be a lab address: an IPv4 address on svclab's docker network (nodes, the
+    pool) or in the cluster's Service and pod networks (the outside client, which has no default
+    route, tries those to show they are unreachable), or for the in-cluster client a cluster DNS
+    name. Probes send traffic nowhere else; the result is safe to put into a command line."""
+    if in_cluster and host.endswith(".svc.cluster.local") and _HOSTNAME.match(host):
+        return host
+    try:
+        ip = ipaddress.IPv4Address(host)
+    except ValueError:
+        raise SvclabError(f"refusing to probe {host!r}: not an IPv4 address") from None
+    allowed = [ipaddress.ip_network(ctx.topology.pool.subnet), *CLUSTER_NETWORKS]
+    if not any(ip in net for net in allowed):
+        raise SvclabError(f"refusing to probe {ip}: outside svclab's networks ({', '.join(map(str, allowed))})")
+    return str(ip)
+
+
+def dial(ctx, source: str, host: str, port: int, request: str, tries: int) -> dict[str, list[str]]:
+    host = lab_address(ctx, host, in_cluster=source != "outside")
+    query = [("request", request), ("protocol", "http"), ("host", host), ("port", str(port)), ("tries", str(tries))]
+    budget = tries * (ctx.settings.probe_timeout + 1) + 10
+    if source == "outside":
+        return outside_dial(ctx, host, port, request, tries)
+    text = ctx.kube.get_json(f"/api/v1/namespaces/svclab-system/pods/{ctx.client_pod}:8080/proxy/dial",
+                             query, timeout=budget)
+    return json.loads(text)
+
+def arp_holder(ctx, ip: str) -> str | None:
+    """The node whose MAC address the outside client's ARP table holds for IP: who really
+    answers for a load-balancer address on the wire."""
+    from ..network import docker_client
+
+    ip = str(ipaddress.IPv4Address(ip))  # validated: it goes into a command line
+    _, out = outside_run(ctx, f"ip neigh show {ip}", timeout=5)
+    match = re.search(r"lladdr ([0-9a-f:]{17})", out)
+    if not match:
+        return None
+    dc = docker_client()
+    for node in ctx.topology.nodes:
+        networks = dc.containers.get(node.name).attrs["NetworkSettings"]["Networks"]
+        if any(n.get("MacAddress") == match.group(1) for n in networks.values()):
+            return node.name
+    return None
+
+
+def outside_get(ctx, ip: str, port: int, path: str, timeout: float) -> str | None:
+    """One quick HTTP GET from the outside client: its answer, or None."""
+    got = outside_dial(ctx, ip, port, path, 1, timeout=timeout).get("responses")
+    return got[0] if got else None
+
+
