@@ -86,6 +86,16 @@ def load_pins() -> dict:
         return tomllib.load(f)
 
 
+def render_template(name: str, **values: str) -> str:
+    """The test bed's file NAME (under scripts/testbed/) with its ${NAME} placeholders filled from
+    VALUES, by svclab's own manifest renderer."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from svclab.render import render_text
+
+    return render_text((HERE / name).read_text(), values, source=f"scripts/testbed/{name}")
+
+
 def digest(*parts: str | bytes) -> str:
     h = hashlib.sha256()
     for part in parts:
@@ -357,11 +367,12 @@ ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]"""
         base, base_recipe = self.node_base()
         want = self.kubeadm_images()
         k = self.go_dir / "kubernetes"
-        cni_manifest = (HERE / "podnet" / "default-cni.yaml").read_text().replace(
-            "@PODNET_IMAGE@", self.podnet_image())
+        cni_manifest = render_template("podnet/default-cni.yaml", PODNET_IMAGE=self.podnet_image())
+        # Written over the base image's template (node/), which names no pause image yet.
+        containerd_config = render_template("node/etc/containerd/config.toml", PAUSE_IMAGE=want["pause"])
         image_ids = self.run(["docker", "image", "inspect", "--format", "{{.Id}}", *system_tags],
                              capture=True).split()
-        recipe = digest(base_recipe, cni_manifest, *image_ids,
+        recipe = digest(base_recipe, cni_manifest, containerd_config, *image_ids,
                         *(file_digest(k / c) for c in KUBE_NODE_COMMANDS))
         if self.image_current(tag, recipe):
             self.log(f"{tag}: cached")
@@ -373,11 +384,10 @@ ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]"""
             for cmd in KUBE_NODE_COMMANDS:
                 self.run(["docker", "cp", str(k / cmd), f"{name}:/usr/bin/{cmd}"])
             version = self.pins["kubernetes"]["version"]
-            script = (
-                f"echo {version} > /kind/version && mkdir -p /kind/manifests"
-                f" && sed -i 's|@PAUSE_IMAGE@|{want['pause']}|' /etc/containerd/config.toml"
-                " && cat > /kind/manifests/default-cni.yaml"
-            )
+            self.run(["docker", "exec", "-i", name, "bash", "-c", "cat > /etc/containerd/config.toml"],
+                     input=containerd_config.encode())
+            script = (f"echo {version} > /kind/version && mkdir -p /kind/manifests"
+                      " && cat > /kind/manifests/default-cni.yaml")
             self.run(["docker", "exec", "-i", name, "bash", "-c", script], input=cni_manifest.encode())
             self.run(["docker", "exec", "-d", name, "bash", "-c", "containerd >/var/log/build-containerd.log 2>&1"])
             self.run(["docker", "exec", name, "bash", "-c",

@@ -3,6 +3,9 @@ the named patches for upstream manifests."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -119,3 +122,15 @@ def test_every_patch_says_why_and_an_unknown_one_is_refused():
     assert all(p.why for p in render.PATCHES.values())
     with pytest.raises(ValueError, match="unknown manifest patch pull-always"):
         render.patch([], "pull-always")
+
+
+def test_the_test_beds_templates_render_with_the_builders_values():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts" / "testbed"))
+    from builder import render_template
+
+    config = render_template("node/etc/containerd/config.toml", PAUSE_IMAGE="registry.k8s.io/pause:3.10.1")
+    assert 'sandbox_image = "registry.k8s.io/pause:3.10.1"' in config
+    cni = render_template("podnet/default-cni.yaml", PODNET_IMAGE="svclab.local/podnet:abc")
+    assert "image: svclab.local/podnet:abc" in cni and "${" not in cni
+    with pytest.raises(UsageError, match=r"^scripts/testbed/podnet/default-cni.yaml: unknown placeholder \$\{PODNET_IMAGE\}"):
+        render_template("podnet/default-cni.yaml")
