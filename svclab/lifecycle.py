@@ -30,7 +30,7 @@ from .placement import prefer_control_plane
 from .providers import Provider, get_provider
 from .ui import UI
 
-__all__ = ["Environment", "up", "down", "status", "connect", "SYSTEM_NAMESPACE", "agnhost_image"]
+__all__ = ["Environment", "up", "down", "status", "connect", "SYSTEM_NAMESPACE"]
 
 SYSTEM_NAMESPACE = "svclab-system"
 CLIENT_STARTER = "svclab-client-start"
