@@ -310,3 +310,30 @@ def run_lab(env: Environment, lab: Lab) -> list[Result]:
             for result in pool.map(lambda p: run_probe(ctx, p), batch):
                 results[result.probe] = result
     return [results[p.id] for p in lab.probes]
+
+
+# ------------------------------------------------------------------ checking lab folders
+
+def check_path(path: Path) -> list[tuple[str, str | None]]:
+    """Every lab at PATH (a lab folder, or a folder of lab folders), each as (where, the one-line
+    refusal or None when it loads). Claims come from svclab's table and the claims.yaml beside
+    the lab folders."""
+    path = Path(path)
+    if (path / "lab.yaml").is_file():
+        folders, parent = [path], path.parent
+    elif path.is_dir() and (found := sorted(p for p in path.iterdir() if (p / "lab.yaml").is_file())):
+        folders, parent = found, path
+    else:
+        return [(str(path), f"{path}: not a lab folder (no lab.yaml in it or in its sub-folders)")]
+    try:
+        claims = load_claims(parent)
+    except UsageError as e:
+        return [(str(path), e.message)]
+    checked = []
+    for folder in folders:
+        try:
+            lab = load_lab_dir(folder, source=str(folder / "lab.yaml"), claims=claims)
+            checked.append((str(folder), None if lab.probes else "no probes"))
+        except UsageError as e:
+            checked.append((str(folder), e.message))
+    return checked

@@ -150,7 +150,7 @@ def _say(problem: Mapping[str, Any], data: Mapping[str, Any]) -> str:
     if kind == "literal_error":
         choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
         if loc and loc[-1] == "[key]":
-            return f"{prefix}{'.'.join(keys[:-1])}: unknown provider {str(given)!r}{_nearest(str(given), choices)} " \
+            return f"{prefix}{'.'.join(keys[:-2])}: unknown provider {str(given)!r}{_nearest(str(given), choices)} " \
                    f"(known: {', '.join(PROVIDERS)})"
         return f"{prefix}{path} must be one of {', '.join(choices)}, got {given!r}{_nearest(str(given), choices)}"
     if kind in ("float_parsing", "float_type", "int_parsing", "int_type", "int_from_float"):
@@ -163,7 +163,18 @@ def _say(problem: Mapping[str, Any], data: Mapping[str, Any]) -> str:
     if kind in ("list_type", "tuple_type"):
         return f"{prefix}{path} must be a list, got {given!r}"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return f"{prefix}{path or 'this'} must be a mapping of keys, got {_kind(given)}"
+        return f"{where or path} must be a mapping of keys, got {_kind(given)}" if not keys else \
+            f"{prefix}{path} must be a mapping of keys, got {_kind(given)}"
+    bounds = {"greater_than_equal": ("at least", "ge"), "greater_than": ("more than", "gt"),
+              "less_than_equal": ("at most", "le"), "less_than": ("less than", "lt")}
+    if kind in bounds:
+        words, key = bounds[kind]
+        return f"{prefix}{path} must be {words} {ctx.get(key)}, got {given!r}"
+    if kind in ("too_short", "too_long"):
+        words = "at least" if kind == "too_short" else "at most"
+        count = ctx.get("min_length" if kind == "too_short" else "max_length")
+        return f"{prefix}{path} must have {words} {count} item{'s' if count != 1 else ''}" \
+            if isinstance(given, list) else f"{prefix}{path} must be {words} {count} characters long"
     if kind == "string_pattern_mismatch":
         return f"{prefix}{path} {given!r} is not allowed here: it must match {ctx.get('pattern')}"
     message = str(problem.get("msg", kind)).removeprefix("Value error, ")
