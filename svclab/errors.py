@@ -7,6 +7,17 @@
 
 Exit 0 means every probe saw what its lab expects, 1 that at least one did not, 130 that the run
 was interrupted, 141 that whoever read svclab's output closed the pipe (as for SIGPIPE). Each error prints as one line: what is wrong, then how to fix it.
+
+How each exception a task raises ends the command (svclab/exits.py's EXIT_RULES, first match):
+
+    exception                                  exit   the line on stderr
+    SvclabError and its subclasses             its    the message, then the hint
+    docker DockerException, kubernetes         4      its type and the first line of its reason
+      ApiException
+    urllib3 HTTPError, requests                4      lost the connection to the cluster or its
+      RequestException                                client: check cluster.status, or down and up
+    KeyboardInterrupt (Ctrl-C, SIGTERM)        130    interrupted
+    anything else                              1      a traceback: a bug in svclab
 """
 
 from __future__ import annotations
