@@ -20,7 +20,7 @@ from .errors import SvclabError
 from .kube import load_manifests, wait_until
 from .ui import UI
 
-__all__ = ["run_bench", "summarize", "scaling_rows", "SERVICE_COUNTS", "NODE_COUNTS"]
+__all__ = ["run_bench", "render_figures", "summarize", "scaling_rows", "SERVICE_COUNTS", "NODE_COUNTS"]
 
 SERVICE_COUNTS = (1, 10, 50)
 NODE_COUNTS = (1, 3, 5)
@@ -183,3 +183,26 @@ def run_bench(settings: Settings, ui: UI, *, repeat: int = 3) -> dict:
                           "svclab_cold_up_s": [round(x, 1) for x in up_samples]}
     return {**figures, "by_services": scaling_rows(by_services, "services"),
             "by_nodes": scaling_rows(by_nodes, "nodes")}
+
+
+def render_figures(figures: dict, console) -> None:
+    """run_bench's figures as tables on CONSOLE (a rich Console): the measures, then the scaling."""
+    from rich.table import Table
+
+    table = Table(title="svclab bench")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in figures.items():
+        if not isinstance(value, (list, dict)):
+            table.add_row(key, str(value))
+    for key, values in figures["samples"].items():
+        table.add_row(f"{key} samples", ", ".join(map(str, values)))
+    console.print(table)
+    for key in ("by_services", "by_nodes"):
+        rows = figures[key]
+        scaling = Table(title=f"time {key.replace('_', ' ')}")
+        for column in rows[0]:
+            scaling.add_column(column.replace("_", " "), justify="right")
+        for row in rows:
+            scaling.add_row(*(str(v) for v in row.values()))
+        console.print(scaling)

@@ -21,7 +21,7 @@ from .cluster import find_tool
 from .config import Settings, pins
 from .errors import SvclabError
 
-__all__ = ["Finding", "gather", "judge", "run_doctor"]
+__all__ = ["Finding", "gather", "judge", "run_doctor", "render_findings"]
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 TESTBED_REGISTRY = "svclab.local/"   # images only the test bed builds; no registry serves them
@@ -267,3 +267,16 @@ def judge(facts: dict, *, kube_minor: int | None = None, kind_pin: str | None = 
 
 def run_doctor(settings: Settings) -> list[Finding]:
     return judge(gather(settings))
+
+
+def render_findings(findings: list[Finding], console) -> None:
+    """The findings as a table on CONSOLE (a rich Console)."""
+    from rich.table import Table
+
+    table = Table(show_lines=False)
+    for column in ("check", "status", "detail", "fix"):
+        table.add_column(column)
+    style = {OK: "green", WARN: "yellow", FAIL: "bold red"}
+    for f in findings:
+        table.add_row(f.check, f"[{style[f.status]}]{f.status}[/]", f.detail, f.fix)
+    console.print(table)

@@ -1,0 +1,72 @@
+"""One lab run, from flags to exit code: the settings, the cluster (brought up if needed), the
+labs (or, with --step, one probe at a time), the results table, the JSON/JUnit/Markdown files
+and $GITHUB_STEP_SUMMARY, and on a mismatch the diagnostics bundle."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import labs, lifecycle, report
+from .flags import LabFlags
+from .ui import UI, make_console
+
+__all__ = ["LabRun", "run_labs"]
+
+
+@dataclasses.dataclass(frozen=True)
+class LabRun:
+    results: list
+    exit_code: int               # report.exit_code: 0 every probe as expected, 1 one differed
+    diagnostics: Path | None     # the bundle written when one differed, if it could be
+
+
+def run_labs(lab_ids: Sequence[str], flags: LabFlags) -> LabRun:
+    settings = flags.settings()
+    selected = [labs.load_lab(lab_id) for lab_id in lab_ids]
+    ui = UI(quiet=settings.quiet, verbose=settings.verbose)
+    env = lifecycle.up(settings, ui)
+    # `--json -`: standard output carries the JSON alone; the table goes to standard error.
+    out = make_console(sys.stderr if flags.json == "-" else sys.stdout)
+    if flags.step:
+        from .instructor import step_lab
+
+        pause = flags.pause and sys.stdin.isatty()
+        results = [r for lab in selected for r in step_lab(env, lab, out, pause=pause)]
+    else:
+        results = [r for lab in selected for r in labs.run_lab(env, lab)]
+    ui.stop()
+    report.render_table(results, out, title=f"svclab · provider {env.provider.describe()}")
+    _write_files(results, flags, env, list(lab_ids))
+    code = report.exit_code(results)
+    folder = None
+    if code:
+        from .diagnostics import collect_or_none
+
+        folder = collect_or_none(env, Path(flags.diagnostics) if flags.diagnostics else Path.cwd())
+        if folder:
+            ui.warn(f"diagnostics written to {folder}")
+    return LabRun(results, code, folder)
+
+
+def _write_files(results: list, flags: LabFlags, env: lifecycle.Environment, lab_ids: list[str]) -> None:
+    if flags.json:
+        text = report.to_json(results, context={"cluster": env.settings.cluster_name, "provider": env.provider.name,
+                                                "labs": lab_ids})
+        if flags.json == "-":
+            print(text)
+        else:
+            Path(flags.json).write_text(text + "\n")
+    if flags.junit:
+        Path(flags.junit).write_text(report.to_junit(results) + "\n")
+    summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+    if flags.markdown or summary_file:
+        text = report.to_markdown(results, title=f"svclab {' '.join(lab_ids)} · {env.provider.name}")
+        if flags.markdown:
+            Path(flags.markdown).write_text(text)
+        if summary_file:
+            with open(summary_file, "a") as f:
+                f.write(text)
