@@ -178,3 +178,53 @@ def test_closed_stdin_stops_pausing():
     prompts = []
     assert instructor._wait_for_enter(out, lambda prompt: prompts.append(prompt) or "") is True
     assert "Enter" in prompts[0]
+
+
+# ------------------------------------------------------------------ predictions
+
+def test_the_choices_and_the_right_answer_come_from_the_expectation():
+    _, hidden = _probe("traffic-policy", "cluster-policy-hides-client")
+    _, kept = _probe("traffic-policy", "local-policy-keeps-client")
+    assert hidden.expectation("metallb").prediction() == instructor.Prediction(("client", "node"), "node")
+    assert kept.expectation("metallb").prediction().right == "client"
+    _, silent = _probe("clusterip", "outside-to-cluster-ip")
+    assert silent.expectation("metallb").prediction().right == "no answer"
+    _, lb = _probe("loadbalancer", "port-80-at-external-address")
+    assert lb.expectation("metallb").prediction().right == "answers"
+    assert lb.expectation("none").prediction().right == "no answer"
+
+
+def test_labs_offer_predictions_where_the_outcome_is_a_choice():
+    without = {lab_id for lab_id in labs.available_labs()
+               if not any(p.expectation("metallb").prediction() for p in labs.load_lab(lab_id).probes)}
+    assert without == {"gateway"}   # its probes expect a backend by name prefix: not a choice of a few
+
+
+def test_the_learner_picks_by_number_or_by_name():
+    choices = instructor.Prediction(("client", "node"), "node")
+    assert instructor.ask_prediction(choices, lambda prompt: "2") == "node"
+    assert instructor.ask_prediction(choices, lambda prompt: "Cl") == "client"
+    assert instructor.ask_prediction(choices, lambda prompt: "") is None
+    answers = iter(["9", "x", "node"])
+    assert instructor.ask_prediction(choices, lambda prompt: next(answers)) == "node"
+    with pytest.raises(EOFError):
+        instructor.ask_prediction(choices, lambda prompt: (_ for _ in ()).throw(EOFError))
+
+
+def test_right_wrong_and_the_score():
+    _, probe = _probe("traffic-policy", "cluster-policy-hides-client")
+    prediction = probe.expectation("metallb").prediction()
+    score = instructor.Score()
+    assert "right" in instructor.verdict_on(prediction, "node", _result(probe), score)
+    assert "the answer is node" in instructor.verdict_on(prediction, "client", _result(probe), score)
+    assert "does not count" in instructor.verdict_on(prediction, "node", _result(probe, passed=False), score)
+    assert instructor.verdict_on(prediction, None, _result(probe), score) is None
+    assert (score.right, score.counted) == (1, 2)
+    assert score.line() == "predictions: 1 of 2 right"
+
+
+def test_the_question_lists_the_choices():
+    lab, probe = _probe("traffic-policy", "cluster-policy-hides-client")
+    out, buffer = _console()
+    instructor.question(out, lab, probe, 1, probe.expectation("metallb").prediction())
+    assert "1 client   2 node" in buffer.getvalue()
