@@ -1,4 +1,3 @@
-
 import pytest
 
 from svclab import labs

@@ -102,7 +102,6 @@ def test_claims_table_marks_each_claim_from_results():
 
 
 def test_claims_file_covers_every_claim_a_lab_names():
-
     from svclab import labs
 
     claims = labs.load_claims()
