@@ -218,22 +218,28 @@ def render_manifest(lab: Lab, manifest: str) -> str:
 
 
 def _topology(env: Environment, namespace: str) -> tuple[probes.Topology, str]:
-    core = env.kube.core
-    nodes = []
-    for n in core.list_node().items:
-        ip = next((a.address for a in n.status.addresses if a.type == "InternalIP"), "")
-        nodes.append(probes.NodeInfo(n.metadata.name, ip, n.spec.pod_cidr,
-                                     (n.metadata.labels or {}).get("svclab.io/backend-node") == "true"))
-    pods = core.list_namespaced_pod(namespace).items
-    pod_nodes = {p.metadata.name: p.spec.node_name for p in pods if p.status.phase == "Running"}
-    clients = [p for p in core.list_namespaced_pod(SYSTEM_NAMESPACE,
-                                                   label_selector="app.kubernetes.io/name=svclab-client").items
-               if p.status.phase == "Running" and p.metadata.deletion_timestamp is None]
+    kube = env.kube
+    nodes = [topology_node(n) for n in kube.list("v1", "Node")]
+    pods = kube.list("v1", "Pod", namespace)
+    pod_nodes = {p["metadata"]["name"]: p["spec"].get("nodeName") for p in pods
+                 if (p.get("status") or {}).get("phase") == "Running"}
+    clients = [p for p in kube.list("v1", "Pod", SYSTEM_NAMESPACE, label_selector="app.kubernetes.io/name=svclab-client")
+               if (p.get("status") or {}).get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")]
     if not clients:
         raise SvclabError("the in-cluster client pod is not running", hint="run `svclab cluster.up` again")
     topo = probes.Topology(nodes=sorted(nodes, key=lambda n: n.name), pod_nodes=pod_nodes,
-                           client_ip=env.pool.client_ip, client_pod_ip=clients[0].status.pod_ip, pool=env.pool)
-    return topo, clients[0].metadata.name
+                           client_ip=env.pool.client_ip, client_pod_ip=clients[0]["status"]["podIP"], pool=env.pool)
+    return topo, clients[0]["metadata"]["name"]
+
+
+def topology_node(node: dict[str, Any]) -> probes.NodeInfo:
+    """A Node (the API's JSON) as the probes see it: its name, InternalIP, pod range, and whether
+    svclab placed backends on it."""
+    addresses = (node.get("status") or {}).get("addresses") or []
+    ip = next((a["address"] for a in addresses if a.get("type") == "InternalIP"), "")
+    labels = node["metadata"].get("labels") or {}
+    return probes.NodeInfo(node["metadata"]["name"], ip, (node.get("spec") or {}).get("podCIDR"),
+                           labels.get("svclab.io/backend-node") == "true")
 
 
 def prepare(env: Environment, lab: Lab) -> None:

@@ -16,8 +16,6 @@ import json
 import re
 from typing import Any
 
-from kubernetes.client.rest import ApiException
-
 from ..errors import SvclabError, UsageError
 from ..kube import poll
 from ..outside import dial_script, parse_dial
@@ -43,13 +41,10 @@ def service(ctx, name: str) -> dict[str, Any]:
     (the Ingress controller's lives in its own namespace)."""
     namespace, _, name = name.rpartition("/")
     namespace = namespace or ctx.namespace
-    try:
-        svc = ctx.kube.core.read_namespaced_service(name, namespace)
-    except ApiException as e:
-        if e.status == 404:
-            raise SvclabError(f"Service {namespace}/{name} does not exist") from None
-        raise
-    return ctx.kube.api.sanitize_for_serialization(svc)
+    svc = ctx.kube.get("v1", "Service", name, namespace)
+    if svc is None:
+        raise SvclabError(f"Service {namespace}/{name} does not exist")
+    return svc
 
 
 def external_ip(svc: dict[str, Any]) -> str | None:
@@ -68,15 +63,29 @@ def lb_allocation_failure(kube, namespace: str, name: str, since: str | None = N
     """Why the Service NAMESPACE/NAME got no address, as its implementation said it in a Warning
     event (at or after SINCE, an ISO 8601 time: events of an earlier Service of that name do not
     count), or None."""
-    since_time = datetime.datetime.fromisoformat(since) if since else None
-    events = kube.core.list_namespaced_event(
-        namespace, field_selector=f"involvedObject.kind=Service,involvedObject.name={name}").items
+    events = kube.list("v1", "Event", namespace,
+                       field_selector=f"involvedObject.kind=Service,involvedObject.name={name}")
+    return allocation_failure(events, since)
+
+
+def allocation_failure(events: list[dict[str, Any]], since: str | None = None) -> str | None:
+    """The first Warning among EVENTS (the API's JSON) that says a load balancer was refused,
+    at or after SINCE (ISO 8601), as 'Reason: message'."""
+    since_time = _time(since) if since else None
     for event in events:
-        when = event.last_timestamp or event.event_time or event.metadata.creation_timestamp
-        if event.type == "Warning" and event.reason in LB_FAILURE_REASONS \
-                and (since_time is None or (when and when >= since_time)):
-            return f"{event.reason}: {event.message}"
+        when = _time(event.get("lastTimestamp") or event.get("eventTime")
+                     or (event.get("metadata") or {}).get("creationTimestamp"))
+        if event.get("type") == "Warning" and event.get("reason") in LB_FAILURE_REASONS \
+                and (since_time is None or (when is not None and when >= since_time)):
+            return f"{event['reason']}: {event.get('message', '')}"
     return None
+
+
+def _time(text: str | None) -> datetime.datetime | None:
+    try:
+        return datetime.datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
 
 
 def wait_external_ip(ctx, name: str, timeout: float) -> str | None:
@@ -94,6 +103,7 @@ def wait_external_ip(ctx, name: str, timeout: float) -> str | None:
         raise SvclabError(f"Service {ref} gets no load-balancer address: {failure}",
                           hint="free addresses (delete LoadBalancer Services) or raise pool_size")
     return ip
+
 
 def outside_run(ctx, command: str, *, timeout: float) -> tuple[int, str]:
     """(exit status, output) of COMMAND run in the outside client (over the Docker API, see

@@ -225,3 +225,27 @@ def test_probes_only_target_lab_addresses():
                             ("172.18.0.1; rm -rf /", False)):
         with pytest.raises(SvclabError, match="refusing to probe"):
             lab_address(ctx, bad, in_cluster=in_cluster)
+
+
+def test_topology_from_a_node():
+    node = {"metadata": {"name": "svclab-worker", "labels": {"svclab.io/backend-node": "true"}},
+            "spec": {"podCIDR": "10.244.1.0/24", "providerID": "kind://docker/svclab/svclab-worker"},
+            "status": {"addresses": [{"type": "InternalIP", "address": "172.18.0.2"},
+                                     {"type": "Hostname", "address": "svclab-worker"}]}}
+    info = labs.topology_node(node)
+    assert (info.name, info.ip, info.pod_cidr, info.backend) == ("svclab-worker", "172.18.0.2", "10.244.1.0/24", True)
+    assert info.owns("10.244.1.1")
+    bare = labs.topology_node({"metadata": {"name": "n"}})
+    assert (bare.ip, bare.pod_cidr, bare.backend) == ("", None, False)
+
+
+def test_load_balancer_refusals_from_events():
+    from svclab.probes.traffic import allocation_failure
+
+    refused = {"type": "Warning", "reason": "AllocationFailed", "message": "no available IPs",
+               "lastTimestamp": "2026-12-01T10:00:05Z", "metadata": {"creationTimestamp": "2026-12-01T10:00:05Z"}}
+    assert allocation_failure([refused]) == "AllocationFailed: no available IPs"
+    assert allocation_failure([refused], since="2026-12-01T10:00:00Z") == "AllocationFailed: no available IPs"
+    assert allocation_failure([refused], since="2026-12-01T10:01:00Z") is None   # an earlier Service's
+    assert allocation_failure([refused | {"type": "Normal"}]) is None
+    assert allocation_failure([refused | {"reason": "IPAllocated"}]) is None

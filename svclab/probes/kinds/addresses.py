@@ -38,11 +38,8 @@ class Spec(ProbeSpec):
 
 
 def observe(ctx, spec: Spec) -> Observation:
-    from kubernetes import client
-
-    services = {svc.metadata.name: ctx.kube.api.sanitize_for_serialization(svc)
-                for svc in ctx.kube.core.list_namespaced_service(ctx.namespace).items
-                if svc.spec.type == "LoadBalancer"}
+    services = {svc["metadata"]["name"]: svc for svc in ctx.kube.list("v1", "Service", ctx.namespace)
+                if svc["spec"].get("type") == "LoadBalancer"}
     services.update({ref: service(ctx, ref) for ref in spec.include})
     evidence, addresses, by_service, ingress_addresses = [], [], {}, []
     for name, svc in sorted(services.items()):
@@ -51,8 +48,7 @@ def observe(ctx, spec: Spec) -> Observation:
         if ip:
             addresses.append(ip)
         evidence.append(f"Service {name}: {ip or '<pending>'}")
-    for ing in client.NetworkingV1Api(ctx.kube.api).list_namespaced_ingress(ctx.namespace).items:
-        ing = ctx.kube.api.sanitize_for_serialization(ing)
+    for ing in ctx.kube.list("networking.k8s.io/v1", "Ingress", ctx.namespace):
         hosts = [r.get("host", "*") for r in ing["spec"].get("rules", [])]
         ingress_addresses.append(external_ip(ing))
         evidence.append(f"Ingress {ing['metadata']['name']} ({', '.join(hosts)}): {external_ip(ing) or '<pending>'}"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
-from kubernetes import watch
 from pydantic import Field
 
+from ...kube import poll
 from ..base import Expectation, Observation, Prediction, ProbeSpec, Topology
 from ..traffic import external_ip, field, service
 
@@ -48,17 +48,9 @@ class Spec(ProbeSpec):
 
 def observe(ctx, spec: Spec) -> Observation:
     name, within = spec.service, float(spec.within)
-    svc = service(ctx, name)
-    ip = external_ip(svc)
     started = time.monotonic()
-    if not ip:
-        w = watch.Watch()
-        for event in w.stream(ctx.kube.core.list_namespaced_service, ctx.namespace,
-                              field_selector=f"metadata.name={name}", timeout_seconds=max(1, int(within))):
-            ip = external_ip(ctx.kube.api.sanitize_for_serialization(event["object"]))
-            if ip or time.monotonic() - started >= within:
-                w.stop()
-                break
+    svc, _ = poll(lambda: service(ctx, name), external_ip, timeout=within, interval=0.5)
+    ip = external_ip(svc)
     waited = time.monotonic() - started
     lb_class = field(svc, "spec.loadBalancerClass")
     evidence = [f"Service {ctx.namespace}/{name} type={field(svc, 'spec.type')}"

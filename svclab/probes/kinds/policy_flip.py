@@ -68,8 +68,8 @@ def observe(ctx, spec: Spec) -> Observation:
     flipped = "Local" if policy == "Cluster" else "Cluster"
     before, seen_before, before_ip = source_kind()
     evidence = [f"externalTrafficPolicy={policy}: {seen_before}"]
-    patch = lambda value: ctx.kube.core.patch_namespaced_service(  # noqa: E731
-        name, ctx.namespace, {"spec": {"externalTrafficPolicy": value}})
+    patch = lambda value: ctx.kube.patch(  # noqa: E731
+        "v1", "Service", name, {"spec": {"externalTrafficPolicy": value}}, ctx.namespace)
     patch(flipped)
     after = after_ip = None
     try:
