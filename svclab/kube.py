@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import urllib3
 import yaml
-from kubernetes import client, config
+from kubernetes import config
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
@@ -114,14 +114,13 @@ class Kube:
     the typed client's (measured on a kind cluster: a Service in 2.1-2.6 ms against 2.8-3.1 ms,
     median of 50).
 
-    `core` and `api` (the typed client) remain for raw API calls and for code not yet moved to
-    the dicts.
+    `api` (the API client the dynamic client sits on) remains for raw API paths (get_json: pod
+    proxy and logs).
     """
 
     def __init__(self, kubeconfig: Path):
         self.kubeconfig = kubeconfig
         self.api = config.new_client_from_config(config_file=str(kubeconfig))
-        self.core = client.CoreV1Api(self.api)
         self._dynamic: DynamicClient | None = None
         self._dynamic_lock = threading.Lock()   # `up` applies from several threads at once
 

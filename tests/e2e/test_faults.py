@@ -168,13 +168,15 @@ def _lab_with_fault(cluster: Cluster, lab: str, fault) -> tuple[Run, dict]:
 
 
 def test_metallb_pods_deleted_mid_lab(cluster):
-    kube = cluster.kube()
+    from kubernetes import client
+
+    core = client.CoreV1Api(cluster.kube().api)   # deleting with no grace period: the typed client's option
     deleted = []
 
     def delete_metallb_pods():
-        for pod in kube.core.list_namespaced_pod("metallb-system").items:
+        for pod in core.list_namespaced_pod("metallb-system").items:
             if pod.metadata.labels.get("component") in ("controller", "speaker"):
-                kube.core.delete_namespaced_pod(pod.metadata.name, "metallb-system", grace_period_seconds=0)
+                core.delete_namespaced_pod(pod.metadata.name, "metallb-system", grace_period_seconds=0)
                 deleted.append(pod.metadata.name)
 
     run, data = _lab_with_fault(cluster, "lab.loadbalancer", delete_metallb_pods)
