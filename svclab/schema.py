@@ -69,7 +69,10 @@ class LabFile(BaseModel):
 
 def json_schema() -> dict[str, Any]:
     schema = LabFile.model_json_schema(by_alias=True)
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
+    # Every kind's models are named Spec and Expect in their own module: name them by kind.
+    text = re.sub(r"svclab__probes__kinds__(\w+?)__(Spec|Expect)",
+                  lambda m: m.group(1) + ("_probe" if m.group(2) == "Spec" else "_expectation"), json.dumps(schema))
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **json.loads(text)}
 
 
 def json_schema_text() -> str:

@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import typing
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["PROVIDERS", "Expectation", "NodeInfo", "Observation", "Prediction", "ProbeSpec", "Topology"]
 
 # The load-balancer implementations an expectation may be given for (svclab.providers).
-PROVIDERS = ("metallb", "kube-vip", "none")
+Provider = Literal["metallb", "kube-vip", "none"]
+PROVIDERS: tuple[str, ...] = typing.get_args(Provider)
 
 
 @dataclasses.dataclass
@@ -116,8 +118,11 @@ class Expectation(BaseModel):
         return self
 
 
-class ProbeSpec(BaseModel):
-    """The keys every probe has, whatever its kind."""
+E = TypeVar("E", bound=Expectation)
+
+
+class ProbeSpec(BaseModel, Generic[E]):
+    """The keys every probe has, whatever its kind; a kind's Spec is ``ProbeSpec[its Expect]``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -131,9 +136,9 @@ class ProbeSpec(BaseModel):
     path: str = Field("", description="The traffic path or behaviour, in words (default: the id).")
     predict: str = Field("", description="Step mode's question before observing.")
     why: str = Field("", description="Step mode's short explanation after observing.")
-    # Each kind narrows these two to its own Expect model.
-    expect: Any = None
-    expect_by_provider: Any = None
+    expect: E | None = Field(None, description="The expectation, for every provider.")
+    expect_by_provider: dict[Provider, E] | None = Field(
+        None, description="Per provider, an expectation that replaces `expect`.")
 
     @model_validator(mode="before")
     @classmethod
@@ -151,7 +156,7 @@ class ProbeSpec(BaseModel):
                              "or one under expect_by_provider for each")
         return self
 
-    def expectation(self, provider: str) -> Expectation:
+    def expectation(self, provider: str) -> E:
         return (self.expect_by_provider or {}).get(provider) or self.expect
 
     def changes_cluster(self) -> bool:

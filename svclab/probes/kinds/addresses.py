@@ -27,14 +27,12 @@ class Expect(Expectation):
         return "one external address per LoadBalancer Service" if value else "no external addresses"
 
 
-class Spec(ProbeSpec):
+class Spec(ProbeSpec[Expect]):
     """Lists every LoadBalancer Service in the lab's namespace, plus INCLUDE, and every Ingress."""
 
     kind: Literal["addresses"]
     include: list[str] = Field(default_factory=list,
                                description="More Services to count, as NAMESPACE/NAME (a cluster component's).")
-    expect: Expect | None = None
-    expect_by_provider: dict[Literal["metallb", "kube-vip", "none"], Expect] | None = None
 
 
 def observe(ctx, spec: Spec) -> Observation:

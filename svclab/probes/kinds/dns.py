@@ -31,13 +31,11 @@ class Expect(Expectation):
         return Prediction(("the ClusterIP", "something else"), right)
 
 
-class Spec(ProbeSpec):
+class Spec(ProbeSpec[Expect]):
     """Looks up <service>.<namespace>.svc.cluster.local from the in-cluster client pod."""
 
     kind: Literal["dns"]
     service: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", description="A Service in the lab's namespace.")
-    expect: Expect | None = None
-    expect_by_provider: dict[Literal["metallb", "kube-vip", "none"], Expect] | None = None
 
 
 def observe(ctx, spec: Spec) -> Observation:

@@ -41,7 +41,7 @@ class Expect(Expectation):
         return False
 
 
-class Spec(ProbeSpec):
+class Spec(ProbeSpec[Expect]):
     """Cuts the holding node off its network (IP and ARP) and freezes it (docker pause), asks the
     address from the outside client until it answers or WITHIN seconds pass, then restores it."""
 
@@ -51,8 +51,6 @@ class Spec(ProbeSpec):
     service: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
                          description="A LoadBalancer Service in the lab's namespace.")
     within: float = Field(120, gt=0, le=600, description="Seconds to keep asking after the node fails.")
-    expect: Expect | None = None
-    expect_by_provider: dict[Literal["metallb", "kube-vip", "none"], Expect] | None = None
 
 
 # Cuts a node off its network, both IP and ARP, while leaving its configuration alone.

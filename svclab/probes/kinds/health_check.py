@@ -30,13 +30,11 @@ class Expect(Expectation):
         return "200 on nodes with a backend, 503 elsewhere"
 
 
-class Spec(ProbeSpec):
+class Spec(ProbeSpec[Expect]):
     """Asks every node's kube-proxy, from the outside client, for SERVICE's health-check answer."""
 
     kind: Literal["health-check"]
     service: str = Field(description="A Service with externalTrafficPolicy Local: NAME or NAMESPACE/NAME.")
-    expect: Expect | None = None
-    expect_by_provider: dict[Literal["metallb", "kube-vip", "none"], Expect] | None = None
 
     def rules_service(self) -> str | None:
         return self.service

@@ -55,7 +55,7 @@ class Expect(Expectation):
         return None
 
 
-class Spec(ProbeSpec):
+class Spec(ProbeSpec[Expect]):
     """Sends TRIES requests for REQUEST to each target of SERVICE reached VIA, from a client."""
 
     kind: Literal["http"]
@@ -71,8 +71,6 @@ class Spec(ProbeSpec):
     tries: int = Field(1, ge=1, le=100, description="Requests per target, each on a new connection.")
     host: str | None = Field(None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
                              description="Host header (an Ingress or Gateway rule's host); from outside only.")
-    expect: Expect | None = None
-    expect_by_provider: dict[Literal["metallb", "kube-vip", "none"], Expect] | None = None
 
     @model_validator(mode="after")
     def _consistent(self):

@@ -36,14 +36,12 @@ class Expect(Expectation):
         return Prediction(("an address", "<pending>"), "<pending>" if self.pending else "an address")
 
 
-class Spec(ProbeSpec):
+class Spec(ProbeSpec[Expect]):
     """Watches SERVICE for WITHIN seconds (or until it gets an address)."""
 
     kind: Literal["pending"]
     service: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", description="A Service in the lab's namespace.")
     within: float = Field(10, gt=0, le=300, description="Seconds to watch.")
-    expect: Expect | None = None
-    expect_by_provider: dict[Literal["metallb", "kube-vip", "none"], Expect] | None = None
 
 
 def observe(ctx, spec: Spec) -> Observation:

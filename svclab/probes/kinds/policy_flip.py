@@ -35,7 +35,7 @@ class Expect(Expectation):
         return Prediction(("it changes", "it stays"), "it changes" if self.flips_source else "it stays")
 
 
-class Spec(ProbeSpec):
+class Spec(ProbeSpec[Expect]):
     """Requests SERVICE's nodePort on a backend's node from outside, under each policy."""
 
     CHANGES_CLUSTER: ClassVar[bool] = True
@@ -43,8 +43,6 @@ class Spec(ProbeSpec):
     kind: Literal["policy-flip"]
     service: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
                          description="A NodePort or LoadBalancer Service in the lab's namespace.")
-    expect: Expect | None = None
-    expect_by_provider: dict[Literal["metallb", "kube-vip", "none"], Expect] | None = None
 
     def rules_service(self) -> str | None:
         return self.service

@@ -45,7 +45,7 @@ class Expect(Expectation):
         return Prediction(("accepted", "refused"), "refused")
 
 
-class Spec(ProbeSpec):
+class Spec(ProbeSpec[Expect]):
     """Really creates MANIFEST's objects in the lab's namespace: a dry run skips the port
     allocator, which is where nodePort range and uniqueness are enforced. Anything the API
     server accepts is deleted at once."""
@@ -54,8 +54,6 @@ class Spec(ProbeSpec):
 
     kind: Literal["rejects"]
     manifest: str = Field(pattern=r"^[-\w./]+\.ya?ml$", description="A manifest in the lab's folder (or manifests/).")
-    expect: Expect | None = None
-    expect_by_provider: dict[Literal["metallb", "kube-vip", "none"], Expect] | None = None
 
 
 def observe(ctx, spec: Spec) -> Observation:

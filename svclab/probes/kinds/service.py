@@ -42,15 +42,13 @@ class Expect(Expectation):
         return None
 
 
-class Spec(ProbeSpec):
+class Spec(ProbeSpec[Expect]):
     """Reads FIELD (a dotted path with [n] for list items) of the Service SERVICE."""
 
     kind: Literal["service"]
     service: str = Field(description="The Service: NAME in the lab's namespace, or NAMESPACE/NAME.")
     field: str = Field(pattern=r"^[A-Za-z]+(\.[A-Za-z]+|\[\d+\])*$",
                        description="Dotted path into the Service, e.g. spec.ports[0].nodePort.")
-    expect: Expect | None = None
-    expect_by_provider: dict[Literal["metallb", "kube-vip", "none"], Expect] | None = None
 
 
 def observe(ctx, spec: Spec) -> Observation:
