@@ -13,7 +13,8 @@ import statistics
 import time
 import types
 
-from . import labs, lifecycle, network, probes, render
+from . import labs, lifecycle, network, render
+from .probes import traffic
 from .cluster import Kind, write_kind_config
 from .config import DEFAULT_WORKERS, Settings
 from .errors import SvclabError
@@ -75,17 +76,17 @@ def time_services(env: lifecycle.Environment, count: int) -> float:
                                 topology=types.SimpleNamespace(pool=env.pool))
 
     def answers(ip: str) -> bool:
-        return bool(probes.dial(ctx, "outside", ip, 80, "hostname", 1).get("responses"))
+        return bool(traffic.dial(ctx, "outside", ip, 80, "hostname", 1).get("responses"))
 
     started = time.monotonic()
     kube.apply(services, namespace=BENCH_NAMESPACE)
     if env.provider.expects_address:
         def addresses():
-            found = [probes.external_ip(svc) for svc in kube.list("v1", "Service", BENCH_NAMESPACE)]
+            found = [traffic.external_ip(svc) for svc in kube.list("v1", "Service", BENCH_NAMESPACE)]
             return found if len(found) == count and all(found) else None
 
         def refused():
-            return next(filter(None, (probes.lb_allocation_failure(kube, BENCH_NAMESPACE, svc["metadata"]["name"])
+            return next(filter(None, (traffic.lb_allocation_failure(kube, BENCH_NAMESPACE, svc["metadata"]["name"])
                                       for svc in services)), None)
 
         ips = wait_until(f"{count} LoadBalancer Services to get addresses", addresses, timeout=timeout, fail=refused)
