@@ -13,7 +13,6 @@ turns each observation into a verdict.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import os
 import time
@@ -25,6 +24,7 @@ from typing import Any
 import yaml
 
 from . import probes, render, resources, schema
+from .cancel import Workers
 from .config import pins
 from .errors import SvclabError, UsageError
 from .kube import load_manifests, poll
@@ -311,9 +311,11 @@ def run_order(lab: Lab, provider: str) -> list[list[ProbeSpec]]:
 def run_lab(env: Environment, lab: Lab) -> list[Result]:
     ctx = start_lab(env, lab)
     results: dict[str, Result] = {}
-    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+    # The probe threads' waits stop at their next round when the run is interrupted.
+    with Workers(f"lab-{lab.id}") as workers:
         for batch in run_order(lab, env.provider.name):
-            for result in pool.map(lambda p: run_probe(ctx, p), batch):
+            for future in [workers.submit(run_probe, ctx, p) for p in batch]:
+                result = future.result()
                 results[result.probe] = result
     return [results[p.id] for p in lab.probes]
 
