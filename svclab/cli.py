@@ -14,8 +14,8 @@ from pathlib import Path
 
 from invoke import Collection, Exit
 
-from . import __version__, labs, lifecycle, report, resources, session
-from .errors import EXIT_CLOSED_PIPE, EXIT_PREREQUISITE, UsageError
+from . import __version__, labs, lifecycle, report, session
+from .errors import EXIT_CLOSED_PIPE, EXIT_PREREQUISITE, EXIT_USAGE, UsageError
 from .exits import guarded
 from .flags import COMMON_HELP, LabFlags, flag_settings, lab_task
 from .program import SvclabProgram, SvclabTask as Task
@@ -79,7 +79,14 @@ def broken_lab(error: UsageError):
 def lab_tasks() -> list[Task]:
     """A task per lab, then lab.all: what `svclab --list lab` shows of the labs."""
     tasks = []
-    for lab_id in labs.lab_ids():
+    try:
+        lab_ids = labs.lab_ids()
+    except UsageError as e:
+        # SVCLAB_LABS (or --labs) names what is not a folder: the lab tasks say so, the others work.
+        broken = lab_task(broken_lab(e), name="all", doc=f"(no labs: {e.message})")
+        return [lab_task(broken_lab(e), name=lab_id, doc=f"(no labs: {e.message})")
+                for lab_id in labs.lab_ids(env={})] + [broken]
+    for lab_id in lab_ids:
         try:
             title = labs.load_lab(lab_id).title
         except UsageError as e:
@@ -95,13 +102,22 @@ def lab_tasks() -> list[Task]:
 @guarded
 def list_labs(c, json=False):
     """List the labs and the claims each demonstrates."""
-    found = [labs.load_lab(lab_id) for lab_id in labs.available_labs()]
+    found, broken = [], {}
+    for lab_id in labs.available_labs():
+        try:
+            found.append(labs.load_lab(lab_id))
+        except UsageError as e:
+            broken[lab_id] = e.message
     if json:
         print(jsonlib.dumps([{"id": lab.id, "task": f"lab.{lab.id}", "title": lab.title, "claims": list(lab.claims)}
-                             for lab in found], indent=2))
+                             for lab in found]
+                            + [{"id": lab_id, "task": f"lab.{lab_id}", "error": message}
+                               for lab_id, message in broken.items()], indent=2))
         return
     for lab in found:
         print(f"{lab.id:14} {' '.join(lab.claims):28} {lab.title}")
+    for lab_id, message in broken.items():
+        print(f"{lab_id:14} {'(broken)':28} {message}")
 
 
 @guarded
@@ -118,13 +134,30 @@ def lab_rules(c, service=None, name=None, node=None):
     print(render(found), end="")
 
 
-lab = Collection("lab")
-for task in lab_tasks():
-    lab.add_task(task)
-lab.add_task(Task(list_labs, name="list", help={"json": "print JSON"}))
-lab.add_task(Task(lab_rules, name="rules", help={"service": "the Service, as NAMESPACE/NAME",
-                                                 "name": COMMON_HELP["name"],
-                                                 "node": "only this node (default: every node)"}))
+@guarded
+def check_labs(c, path=None):
+    """Check lab definitions without a cluster: svclab lab.check DIR... (lab folders or folders of them)"""
+    paths = path or []
+    if not paths:
+        raise UsageError("no lab folder given", hint="svclab lab.check labs/nodeport (or a folder of lab folders)")
+    checked = [found for p in paths for found in labs.check_path(Path(p))]
+    for where, problem in checked:
+        print(f"ok  {where}" if problem is None else problem)
+    if any(problem for _, problem in checked):
+        raise Exit(code=EXIT_USAGE)
+
+
+def lab_collection() -> Collection:
+    lab = Collection("lab")
+    for task in lab_tasks():
+        lab.add_task(task)
+    lab.add_task(Task(list_labs, name="list", help={"json": "print JSON"}))
+    lab.add_task(Task(check_labs, name="check", iterable=["path"],
+                      help={"path": "a lab folder, or a folder of lab folders (the words after lab.check)"}))
+    lab.add_task(Task(lab_rules, name="rules", help={"service": "the Service, as NAMESPACE/NAME",
+                                                     "name": COMMON_HELP["name"],
+                                                     "node": "only this node (default: every node)"}))
+    return lab
 
 
 # ---------------------------------------------------------------- doctor
@@ -223,10 +256,7 @@ def _load_results(results: str) -> list[dict]:
 @guarded
 def claims(c, results=""):
     """Print the claims table (Markdown), each claim marked from `lab.all --json` result files."""
-    import yaml
-
-    table = yaml.safe_load(resources.claims_file().read_text())
-    print(report.claims_markdown(table, _load_results(results)), end="")
+    print(report.claims_markdown(labs.load_claims(), _load_results(results)), end="")
 
 
 report_ns = Collection("report")
@@ -234,16 +264,22 @@ report_ns.add_task(Task(compare, help={"results": "comma-separated JSON result f
 report_ns.add_task(Task(claims, help={"results": "comma-separated JSON result files, one per provider"}))
 
 
-namespace = Collection()
-namespace.add_task(Task(doctor, help={"json": "print the findings as JSON"}))
-namespace.add_task(Task(bench, help={**COMMON_HELP, "json": "also write the figures as JSON to this file",
-                                     "repeat": "bare/svclab cluster pairs to time; medians are reported (default 3)"}))
-namespace.add_collection(cluster)
-namespace.add_collection(lab)
-namespace.add_collection(images_ns)
-namespace.add_collection(report_ns)
+def build_namespace() -> Collection:
+    """Every task; the lab.* tasks from the lab folders known now (svclab's own, SVCLAB_LABS)."""
+    namespace = Collection()
+    namespace.add_task(Task(doctor, help={"json": "print the findings as JSON"}))
+    namespace.add_task(Task(bench, help={**COMMON_HELP, "json": "also write the figures as JSON to this file",
+                                         "repeat": "bare/svclab cluster pairs to time; medians are reported (default 3)"}))
+    namespace.add_collection(cluster)
+    namespace.add_collection(lab_collection())
+    namespace.add_collection(images_ns)
+    namespace.add_collection(report_ns)
+    return namespace
 
-program = SvclabProgram(namespace=namespace, name="svclab", binary="svclab", version=__version__)
+
+namespace = build_namespace()
+program = SvclabProgram(namespace=namespace, name="svclab", binary="svclab", version=__version__,
+                        rebuild=build_namespace)
 
 
 def _terminated(signum, frame):

@@ -98,22 +98,29 @@ def lab_folders(env: Mapping[str, str] | None = None) -> list[LabFolder]:
     return [LabFolder(resources.labs_dir(), "labs"), *(LabFolder(Path(p), p.rstrip("/")) for p in extra)]
 
 
-def _index() -> dict[str, LabFolder]:
+def _index(env: Mapping[str, str] | None = None) -> dict[str, LabFolder]:
     found: dict[str, LabFolder] = {}
-    for folder in lab_folders():
+    for folder in lab_folders(env):
         for lab_id in folder.lab_ids():
             found.setdefault(lab_id, folder)
     return found
 
 
-def lab_ids() -> list[str]:
-    """Every lab's id, without loading the definitions."""
-    return sorted(_index())
+def lab_ids(env: Mapping[str, str] | None = None) -> list[str]:
+    """Every lab's id, without loading the definitions (ENV: where SVCLAB_LABS is read)."""
+    return sorted(_index(env))
 
 
 def available_labs() -> list[str]:
-    """Lab ids in the order lab.all runs them: disruptive labs last."""
-    return sorted(lab_ids(), key=lambda lab_id: load_lab(lab_id).disruptive)
+    """Lab ids in the order lab.all runs them: disruptive labs last (one that does not load
+    counts as not disruptive; loading it again says what is wrong)."""
+    def disruptive(lab_id: str) -> bool:
+        try:
+            return load_lab(lab_id).disruptive
+        except UsageError:
+            return False
+
+    return sorted(lab_ids(), key=disruptive)
 
 
 def load_claims(*folders: Traversable) -> dict[str, Any]:

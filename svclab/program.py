@@ -3,13 +3,17 @@
 invoke's Program brings options for running shell commands (``--dry``, ``--pty``, ``--echo``,
 ``-f FILE`` for its own config, ``--prompt-for-sudo-password`` ...), which mean nothing to svclab
 and would be accepted in silence. Here the core options are ``--help [TASK]``, ``--version``,
-``--list`` and shell completion; every task flag is long, except the few short flags in
-``SHORT_FLAGS``, which mean the same in every task; parser errors are one line with exit 2.
+``--list``, ``--labs DIR`` (more lab folders, as SVCLAB_LABS) and shell completion; every task
+flag is long, except the few short flags in ``SHORT_FLAGS``, which mean the same in every task;
+parser errors are one line with exit 2. A task in ``MANY_PATHS`` takes any number of paths
+after its name (``svclab lab.check labs/a labs/b``), which invoke's parser alone cannot.
 """
 
 from __future__ import annotations
 
 import inspect
+import os
+from collections.abc import Callable
 from contextlib import contextmanager
 
 from invoke import Argument, Exit, Program, Task
@@ -23,6 +27,22 @@ __all__ = ["SHORT_FLAGS", "SvclabProgram", "SvclabTask"]
 
 # One meaning per short flag, across every task.
 SHORT_FLAGS = {"name": "n", "provider": "p", "workers": "w", "verbose": "v", "quiet": "q"}
+# Tasks that take many paths: each word after the task's name that is not a flag is one more
+# --path (a repeatable flag of that task).
+MANY_PATHS = {"lab.check": "--path"}
+LABS_ENV = "SVCLAB_LABS"
+
+
+def spread_paths(argv: list[str]) -> list[str]:
+    """ARGV with the bare words after a MANY_PATHS task turned into that task's path flag."""
+    out, flag = [], None
+    for word in argv:
+        if word in MANY_PATHS:
+            flag = MANY_PATHS[word]
+        elif flag and not word.startswith("-") and out[-1] != flag:
+            out.append(flag)
+        out.append(word)
+    return out
 
 
 class SvclabTask(Task):
@@ -49,11 +69,18 @@ def usage_errors():
 
 
 class SvclabProgram(Program):
+    def __init__(self, *args, rebuild: Callable[[], object] | None = None, **kwargs):
+        """REBUILD makes the namespace again once --labs has added lab folders."""
+        super().__init__(*args, **kwargs)
+        self.rebuild = rebuild
+
     def core_args(self):
         return [
             Argument(names=("help", "h"), optional=True, help="show svclab's help, or a task's (--help TASK), and exit"),
             Argument(names=("version", "V"), kind=bool, default=False, help="show svclab's version and exit"),
             Argument(names=("list", "l"), optional=True, help="list the tasks (--list lab: only the lab.* tasks)"),
+            Argument(names=("labs",), kind=str, default="",
+                     help=f"more lab folders, beside svclab's own (':' between several; as {LABS_ENV})"),
             Argument(names=("complete",), kind=bool, default=False, help="print completion candidates (used by shells)"),
             Argument(names=("print-completion-script",), kind=str, default="",
                      help="print a completion script for bash, zsh or fish"),
@@ -62,7 +89,12 @@ class SvclabProgram(Program):
     def parse_core(self, argv):
         with usage_errors():
             self.normalize_argv(argv)
+            self.argv = spread_paths(self.argv)
             self.parse_core_args()
+        if self.args.labs.value and self.rebuild:
+            given = [self.args.labs.value, os.environ.get(LABS_ENV, "")]
+            os.environ[LABS_ENV] = os.pathsep.join(p for p in given if p)
+            self.namespace = self.rebuild()
         if self.args.version.value:
             self.print_version()
             raise Exit
