@@ -147,6 +147,14 @@ def check_labs(c, path=None):
         raise Exit(code=EXIT_USAGE)
 
 
+@guarded
+def lab_schema(c):
+    """Print the JSON Schema of lab.yaml (save it beside your lab folders as lab.schema.json)."""
+    from .schema import json_schema_text
+
+    print(json_schema_text(), end="")
+
+
 def lab_collection() -> Collection:
     lab = Collection("lab")
     for task in lab_tasks():
@@ -154,6 +162,7 @@ def lab_collection() -> Collection:
     lab.add_task(Task(list_labs, name="list", help={"json": "print JSON"}))
     lab.add_task(Task(check_labs, name="check", iterable=["path"],
                       help={"path": "a lab folder, or a folder of lab folders (the words after lab.check)"}))
+    lab.add_task(Task(lab_schema, name="schema"))
     lab.add_task(Task(lab_rules, name="rules", help={"service": "the Service, as NAMESPACE/NAME",
                                                      "name": COMMON_HELP["name"],
                                                      "node": "only this node (default: every node)"}))

@@ -94,3 +94,9 @@ def test_a_labs_folder_that_is_not_there(tmp_path):
     assert proc.returncode == EXIT_USAGE and "SVCLAB_LABS" in proc.stderr and "is not a folder" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert svclab("lab.check", str(ROOT / "labs" / "nodeport"), env=env, cwd=tmp_path).returncode == EXIT_OK
+
+
+def test_the_printed_schema_is_the_shipped_one(tmp_path):
+    proc = svclab("lab.schema", cwd=tmp_path)
+    assert proc.returncode == EXIT_OK
+    assert proc.stdout == (ROOT / "labs" / "lab.schema.json").read_text()
