@@ -2,7 +2,8 @@
 every probe kind with its keys, its expectations and one example, and the keys of a lab.
 
     python -m svclab.labref            print it
-    python -m svclab.labref --write    write docs/labs.md in a checkout (a unit test compares them)
+    python -m svclab.labref --write    write docs/labs.md and labs/lab.schema.json in a checkout
+                                       (unit tests compare both with the models)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pydantic.fields import FieldInfo
 
 from .probes import KINDS
 from .probes.base import ProbeSpec
-from .schema import SCHEMA_FILE, LabFile
+from .schema import SCHEMA_FILE, LabFile, json_schema_text
 
 __all__ = ["reference_markdown"]
 
@@ -91,10 +92,11 @@ def reference_markdown() -> str:
 def main(argv: list[str]) -> int:
     text = reference_markdown()
     if "--write" in argv:
-        target = Path(__file__).resolve().parent.parent / "docs" / "labs.md"
-        target.parent.mkdir(exist_ok=True)
-        target.write_text(text)
-        print(f"wrote {target}")
+        root = Path(__file__).resolve().parent.parent
+        for target, content in ((root / "docs" / "labs.md", text), (root / "labs" / SCHEMA_FILE, json_schema_text())):
+            target.parent.mkdir(exist_ok=True)
+            target.write_text(content)
+            print(f"wrote {target}")
     else:
         sys.stdout.write(text)
     return 0

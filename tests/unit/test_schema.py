@@ -157,7 +157,7 @@ def test_every_built_in_lab_checks_and_points_editors_at_the_schema():
 
 def test_the_shipped_schema_is_the_models_own():
     shipped = (ROOT / "labs" / schema.SCHEMA_FILE).read_text()
-    assert shipped == schema.json_schema_text(), "run: python -c 'from svclab import schema; print(schema.json_schema_text(), end=\"\")' > labs/lab.schema.json"
+    assert shipped == schema.json_schema_text(), "run: python -m svclab.labref --write"
 
 
 def test_the_schema_refuses_what_the_models_refuse():
