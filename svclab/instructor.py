@@ -84,7 +84,7 @@ def verdict_on(prediction: Prediction, picked: str | None, result: Result, score
     if picked is None:
         return None
     if not result.passed:
-        return f"you predicted {picked}; the cluster did not do what the lab expects, so this one does not count"
+        return f"you predicted {escape(picked)}; the cluster did not do what the lab expects, so this one does not count"
     score.counted += 1
     if picked == prediction.right:
         score.right += 1

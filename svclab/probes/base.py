@@ -115,6 +115,9 @@ class Expectation(BaseModel):
     def _not_empty(self):
         if not self.model_fields_set:
             raise ValueError("an expectation needs at least one key")
+        empty = [key for key, value in self.given().items() if value is None]
+        if empty:
+            raise ValueError(f"{empty[0]} needs a value")
         return self
 
 

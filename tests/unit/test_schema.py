@@ -93,6 +93,7 @@ def rename(mapping, old, new):
     (lambda d: d["probes"].append("every-node"), "probe #8 must be a mapping of keys, got text"),
     (lambda d: probe(d, "every-node").update(predict=["not", "text"]), "probe 'every-node': predict must be text, got a list"),
     (lambda d: d.update(disruptive="sometimes"), "disruptive must be true or false, got 'sometimes'"),
+    (lambda d: probe(d, "every-node").update(expect={"answers": None}), "probe 'every-node': expect: answers needs a value"),
 ])
 def test_bad_lab_definitions_are_refused_in_one_line(change, message):
     assert refusal(change) == message
