@@ -53,7 +53,7 @@ class LabFlags:
                                           "(default: here)")
     verbose: bool = _flag(False, COMMON_HELP["verbose"])
     quiet: bool = _flag(False, COMMON_HELP["quiet"])
-    step: bool = _flag(False, "one probe at a time: predict, observe, explain (waits for Enter on a terminal)")
+    step: bool = _flag(False, "one probe at a time: predict (on a terminal: pick an answer), observe, explain")
     pause: bool = _flag(True, "with --step, wait for Enter before each probe when stdin is a terminal "
                               "(--no-pause: never)")
 

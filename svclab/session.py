@@ -32,10 +32,10 @@ def run_labs(lab_ids: Sequence[str], flags: LabFlags) -> LabRun:
     # `--json -`: standard output carries the JSON alone; the table goes to standard error.
     out = make_console(sys.stderr if flags.json == "-" else sys.stdout)
     if flags.step:
-        from .instructor import step_lab
+        from .instructor import Score, step_lab
 
-        pause = flags.pause and sys.stdin.isatty()
-        results = [r for lab in selected for r in step_lab(env, lab, out, pause=pause)]
+        pause, score = flags.pause and sys.stdin.isatty(), Score()   # one score across the labs
+        results = [r for lab in selected for r in step_lab(env, lab, out, pause=pause, score=score)]
     else:
         results = [r for lab in selected for r in labs.run_lab(env, lab)]
     ui.stop()
