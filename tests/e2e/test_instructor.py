@@ -105,3 +105,46 @@ def test_rules_bad_input_is_one_line_and_exit_2(nodeport, args, message):
     assert proc.returncode == 2, proc.stderr
     assert len(lines) == 1 and message in lines[0], proc.stderr
     assert proc.stdout == ""
+
+
+def test_predictions_on_a_terminal(cluster, tmp_path):
+    """On a terminal, step mode offers each choice-shaped expectation as choices, takes the
+    learner's pick before observing, says right or wrong, and ends with the score. The pending lab
+    runs node-port-still-answers (answers: choice 1 is right) before stays-pending (<pending>:
+    choice 1, an address, is wrong)."""
+    import os
+    import pty
+    import re
+    import select
+    import time
+
+    master, terminal = pty.openpty()
+    env = {**os.environ, "COLUMNS": "160", "NO_COLOR": "1", "TERM": "xterm"}
+    proc = subprocess.Popen([sys.executable, "-m", "svclab", "lab.pending", "--name", NAME, "--step"],
+                            stdin=terminal, stdout=terminal, stderr=terminal, env=env, close_fds=True)
+    os.close(terminal)
+    os.write(master, b"1\n1\n")
+    output, deadline = b"", time.monotonic() + 600
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 5)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:   # the terminal closed: svclab has ended
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        os.close(master)
+        proc.wait(timeout=60)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode(errors="replace")).replace("\r", "")
+    assert proc.returncode == 0, text
+    assert "1 answers   2 no answer" in text and "1 an address   2 <pending>" in text
+    assert "right: you predicted answers" in text
+    assert "not this time: you predicted an address, the answer is <pending>" in text
+    assert "predictions: 1 of 2 right" in text
