@@ -91,14 +91,20 @@ def test_an_interrupt_while_a_thread_starts_arrives_after_the_thread_is_held(mon
         real_start(self)
         os.kill(os.getpid(), signal.SIGINT)
 
+    # A test runner started in the background inherits SIGINT ignored: Ctrl-C as a terminal's
+    # foreground job gets it, Python's default handler, for this test.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        with Workers("test-interrupt") as workers:
-            monkeypatch.setattr(threading.Thread, "start", start_then_interrupt)
-            try:
-                workers.submit(wait_until, "never", never, timeout=60, interval=0.05)
-            finally:
-                monkeypatch.undo()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with Workers("test-interrupt") as workers:
+                monkeypatch.setattr(threading.Thread, "start", start_then_interrupt)
+                try:
+                    workers.submit(wait_until, "never", never, timeout=60, interval=0.05)
+                finally:
+                    monkeypatch.undo()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert len(workers._threads) == 1 and not workers._threads[0].is_alive()
     assert time.monotonic() - started < 5
     assert threading.active_count() == 1
