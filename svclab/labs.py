@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import time
 from collections.abc import Mapping
 from importlib.resources.abc import Traversable
@@ -36,6 +37,7 @@ __all__ = ["Lab", "Probe", "Result", "LabFolder", "lab_folders", "available_labs
            "load_lab_dir", "load_claims", "run_lab", "start_lab", "run_probe", "run_order"]
 
 LABS_ENV = "SVCLAB_LABS"
+LAB_ID = re.compile(r"[a-z0-9]([-a-z0-9]{0,48}[a-z0-9])?")
 Probe = ProbeSpec   # a probe as its lab defines it: one of the kinds' Spec models
 
 
@@ -167,6 +169,10 @@ def load_lab_dir(directory: Traversable, *, source: str | None = None, claims: M
 def parse_lab(lab_id: str, data: Any, directory: Traversable, *, source: str | None = None,
               claims: Mapping[str, Any] | None = None) -> Lab:
     source = source or f"labs/{lab_id}/lab.yaml"
+    if not LAB_ID.fullmatch(lab_id):
+        raise schema.LabDefinitionError(
+            f"{source}: the folder's name {lab_id!r} is the lab's id (task lab.<id>, namespace svclab-<id>): "
+            "use lowercase letters, digits and dashes, at most 50")
     checked = schema.parse(
         data, source=source, claims=load_claims() if claims is None else claims,
         manifest_exists=lambda name: _manifest_file(directory, name) is not None,

@@ -21,6 +21,7 @@ from invoke.completion.complete import complete, print_completion_script
 from invoke.exceptions import ParseError
 
 from .errors import EXIT_USAGE
+from .labs import LABS_ENV
 from .ui import UI
 
 __all__ = ["SHORT_FLAGS", "SvclabProgram", "SvclabTask"]
@@ -30,7 +31,6 @@ SHORT_FLAGS = {"name": "n", "provider": "p", "workers": "w", "verbose": "v", "qu
 # Tasks that take many paths: each word after the task's name that is not a flag is one more
 # --path (a repeatable flag of that task).
 MANY_PATHS = {"lab.check": "--path"}
-LABS_ENV = "SVCLAB_LABS"
 
 
 def spread_paths(argv: list[str]) -> list[str]:

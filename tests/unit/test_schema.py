@@ -179,3 +179,10 @@ def test_the_lab_reference_is_current_and_its_examples_load():
         lab = schema.parse(data, source=f"example of {kind}", claims=labs.load_claims(),
                            manifest_exists=lambda name: True, pinned=lambda name: True)
         assert lab.probes[0].kind == kind
+
+
+def test_the_folder_name_is_the_lab_id(tmp_path):
+    folder = _lab_folder(tmp_path, "My_Lab", {"title": "t", "probes": []})
+    [(_, problem)] = labs.check_path(folder)
+    assert problem == (f"{folder}/lab.yaml: the folder's name 'My_Lab' is the lab's id (task lab.<id>, "
+                       "namespace svclab-<id>): use lowercase letters, digits and dashes, at most 50")
