@@ -68,6 +68,7 @@ class Settings:
     mirror: Path | None = None           # folder holding pinned upstream files for offline use
     wait_timeout: float = 240.0          # seconds for any single wait on cluster state
     probe_timeout: float = 5.0           # seconds for one HTTP request made by a probe
+    lb_price: str = "15-25"              # a cloud load balancer's monthly price in USD: LOW-HIGH or one figure
     verbose: bool = False
     quiet: bool = False
     # Where each setting that was given came from ("--workers", "SVCLAB_NODE_IMAGE", "svclab.yaml");
@@ -94,6 +95,7 @@ class Settings:
             raise UsageError(f"pool_size must be between 4 and 256, got {self.pool_size}")
         if self.wait_timeout <= 0 or self.probe_timeout <= 0:
             raise UsageError("timeouts must be positive numbers of seconds")
+        price_range(self.lb_price)
 
     def given(self, name: str) -> bool:
         """Whether setting NAME was asked for (by a flag, the environment, the settings file, or
@@ -115,6 +117,19 @@ class Settings:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(folder, 0o700)
         return self.cluster_dir
+
+
+def price_range(text: str) -> tuple[float, float]:
+    """A monthly price as (low, high) from "15-25" or "20" (US dollars)."""
+    parts = str(text).replace("$", "").split("-")
+    try:
+        low, high = (float(parts[0]), float(parts[-1])) if len(parts) <= 2 else (None, None)
+    except ValueError:
+        low = high = None
+    if low is None or high is None or not 0 <= low <= high:
+        raise UsageError(f"lb_price must be a monthly price in dollars, LOW-HIGH or one figure, got {text!r}",
+                         hint="for example SVCLAB_LB_PRICE=15-25")
+    return low, high
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "sources"}   # the settings one can give

@@ -88,3 +88,14 @@ def test_a_mirror_folder_that_does_not_exist_is_refused(tmp_path):
     assert e.value.message == f"SVCLAB_MIRROR: the mirror folder {tmp_path / 'nope'} does not exist"
     (tmp_path / "mirror").mkdir()
     assert load_settings({}, env={"SVCLAB_MIRROR": str(tmp_path / "mirror")}).mirror == tmp_path / "mirror"
+
+
+def test_load_balancer_price():
+    from svclab.config import Settings, price_range
+    from svclab.errors import UsageError
+
+    assert price_range(Settings().lb_price) == (15.0, 25.0)
+    assert price_range("20") == (20.0, 20.0) and price_range("$10-12.5") == (10.0, 12.5)
+    for bad in ("cheap", "30-10", "1-2-3", "-5"):
+        with pytest.raises(UsageError, match="lb_price must be a monthly price"):
+            Settings(lb_price=bad)

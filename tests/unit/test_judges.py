@@ -145,6 +145,14 @@ def test_addresses():
     assert addresses.judge(facts, addresses.Expect(one_address_each=False)) != []
 
 
+def test_the_cost_argument_in_dollars():
+    assert addresses.monthly_cost(3, 2, (15, 25)) == (
+        "at $15–25 a month per cloud load balancer, these 3 LoadBalancer Services cost $45–75 a month; "
+        "the 2 host names behind the Ingress share one ($15–25), where a Service each would cost $30–50")
+    assert addresses.monthly_cost(1, 0, (20, 20)) == (
+        "at $20 a month per cloud load balancer, this LoadBalancer Service costs $20 a month")
+
+
 def test_policy_flip():
     facts = _facts("metallb", "traffic-policy", "flip-the-live-policy")
     assert policy_flip.judge(facts, policy_flip.Expect(flips_source=True)) == []
