@@ -40,7 +40,6 @@ __all__ = ["LabFile", "LabDefinitionError", "json_schema", "parse", "SCHEMA_FILE
 
 SCHEMA_FILE = "lab.schema.json"   # in the labs folder, beside the lab folders that reference it
 SCHEMA_ID = "https://svclab.github.io/schema/lab.schema.json"
-_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
 class LabDefinitionError(UsageError):

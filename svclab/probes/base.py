@@ -16,17 +16,22 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import typing
 from collections.abc import Mapping
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .. import config
+
 __all__ = ["PROVIDERS", "Expectation", "NodeInfo", "Observation", "Prediction", "ProbeSpec", "Topology"]
 
 # The load-balancer implementations an expectation may be given for (svclab.providers).
-Provider = Literal["metallb", "kube-vip", "none"]
-PROVIDERS: tuple[str, ...] = typing.get_args(Provider)
+Provider = Literal[config.PROVIDERS]
+PROVIDERS: tuple[str, ...] = config.PROVIDERS
+# What names in a lab must look like: a probe's id, a Service in the lab's namespace (a DNS
+# label), and a host name for a Host header.
+NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+HOST_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
 
 @dataclasses.dataclass
@@ -133,7 +138,7 @@ class ProbeSpec(BaseModel, Generic[E]):
     # alone, after the others of their lab.
     CHANGES_CLUSTER: ClassVar[bool] = False
 
-    id: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63,
+    id: str = Field(pattern=NAME, max_length=63,
                     description="Unique in the lab: lowercase letters, digits and dashes.")
     claim: str = Field(pattern=r"^C\d+$", description="The claim this probe evidences, from claims.yaml (C1, C2, ...).")
     path: str = Field("", description="The traffic path or behaviour, in words (default: the id).")

@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import SvclabError, UsageError
 from ..kube import poll
 from ..outside import dial_script, parse_dial
+from .base import HOST_NAME
 
 __all__ = ["field", "service", "external_ip", "lb_allocation_failure", "wait_external_ip", "outside_run",
            "outside_dial", "outside_get", "lab_address", "dial", "arp_holder", "CLUSTER_NETWORKS"]
@@ -111,7 +112,7 @@ def outside_run(ctx, command: str, *, timeout: float) -> tuple[int, str]:
     return ctx.outside.run(command, timeout=timeout + 5)
 
 
-_HOSTNAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_HOSTNAME = re.compile(HOST_NAME)
 _REQUEST = re.compile(r"^[a-z]*$")
 
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from ..base import Expectation, Observation, Prediction, ProbeSpec, Topology
+from ..base import NAME, Expectation, Observation, Prediction, ProbeSpec, Topology
 from ..traffic import service
 
 EXAMPLE = """
@@ -35,7 +35,7 @@ class Spec(ProbeSpec[Expect]):
     """Looks up <service>.<namespace>.svc.cluster.local from the in-cluster client pod."""
 
     kind: Literal["dns"]
-    service: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", description="A Service in the lab's namespace.")
+    service: str = Field(pattern=NAME, description="A Service in the lab's namespace.")
 
 
 def observe(ctx, spec: Spec) -> Observation:

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from ...errors import SvclabError
-from ..base import Expectation, Observation, ProbeSpec, Topology
+from ..base import NAME, Expectation, Observation, ProbeSpec, Topology
 from ..traffic import arp_holder, outside_get, service, wait_external_ip
 
 EXAMPLE = """
@@ -48,7 +48,7 @@ class Spec(ProbeSpec[Expect]):
     CHANGES_CLUSTER: ClassVar[bool] = True
 
     kind: Literal["failover"]
-    service: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+    service: str = Field(pattern=NAME,
                          description="A LoadBalancer Service in the lab's namespace.")
     within: float = Field(120, gt=0, le=600, description="Seconds to keep asking after the node fails.")
 

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from ...errors import SvclabError
-from ..base import Expectation, Observation, Prediction, ProbeSpec, Topology
+from ..base import HOST_NAME, Expectation, Observation, Prediction, ProbeSpec, Topology
 from ..traffic import arp_holder, dial, outside_dial, service, wait_external_ip
 
 EXAMPLE = """
@@ -69,7 +69,7 @@ class Spec(ProbeSpec[Expect]):
     request: Literal["hostname", "clientip"] = Field(
         "hostname", description="hostname: which pod answered; clientip: which source address the pod saw.")
     tries: int = Field(1, ge=1, le=100, description="Requests per target, each on a new connection.")
-    host: str | None = Field(None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+    host: str | None = Field(None, pattern=HOST_NAME,
                              description="Host header (an Ingress or Gateway rule's host); from outside only.")
 
     @model_validator(mode="after")

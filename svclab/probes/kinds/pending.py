@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ...kube import poll
-from ..base import Expectation, Observation, Prediction, ProbeSpec, Topology
+from ..base import NAME, Expectation, Observation, Prediction, ProbeSpec, Topology
 from ..traffic import external_ip, field, service
 
 EXAMPLE = """
@@ -40,7 +40,7 @@ class Spec(ProbeSpec[Expect]):
     """Watches SERVICE for WITHIN seconds (or until it gets an address)."""
 
     kind: Literal["pending"]
-    service: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", description="A Service in the lab's namespace.")
+    service: str = Field(pattern=NAME, description="A Service in the lab's namespace.")
     within: float = Field(10, gt=0, le=300, description="Seconds to watch.")
 
 

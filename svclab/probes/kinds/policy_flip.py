@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from ...kube import poll
-from ..base import Expectation, Observation, Prediction, ProbeSpec, Topology
+from ..base import NAME, Expectation, Observation, Prediction, ProbeSpec, Topology
 from ..traffic import dial, service
 
 EXAMPLE = """
@@ -41,7 +41,7 @@ class Spec(ProbeSpec[Expect]):
     CHANGES_CLUSTER: ClassVar[bool] = True
 
     kind: Literal["policy-flip"]
-    service: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+    service: str = Field(pattern=NAME,
                          description="A NodePort or LoadBalancer Service in the lab's namespace.")
 
     def rules_service(self) -> str | None:
