@@ -64,17 +64,30 @@ _INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
 
 @contextlib.contextmanager
 def _interrupts_held() -> Iterator[None]:
-    """Holds Ctrl-C and SIGTERM back until a new thread is started and recorded: delivered inside
+    """Holds Ctrl-C and SIGTERM back until a new thread is started and recorded: raised inside
     Thread.start(), their KeyboardInterrupt would leave a running thread nobody holds, which no
-    undo would wait for."""
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+    undo would wait for.
+
+    The hold is at Python's level, not the process's signal mask: the kernel hands a process's
+    signal to any thread that does not block it, and Python raises it in the main thread whichever
+    thread took it. So the main thread's handlers are swapped for ones that only record, and a
+    recorded signal goes to the real handler once the thread is held."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS)
+    arrived: list[int] = []
+    previous = {number: signal.signal(number, lambda n, _frame: arrived.append(n)) for number in _INTERRUPTS}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for number in dict.fromkeys(arrived):
+            handler = previous[number]
+            if callable(handler):
+                handler(number, None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(number)
 
 
 class Workers:
@@ -91,10 +104,6 @@ class Workers:
         future: concurrent.futures.Future = concurrent.futures.Future()
 
         def body() -> None:
-            if hasattr(signal, "pthread_sigmask"):
-                # The mask was inherited from _interrupts_held; the commands this thread runs
-                # must still get Ctrl-C.
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTS)
             if not future.set_running_or_notify_cancel():
                 return
             with self.cancel.bound():
