@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from docker.errors import DockerException, ImageNotFound
 
-from . import ingress, network, render
+from . import ingress, network, render, site
 from .outside import OutsideClient
 from .cluster import ClusterRecord, Kind, check_shape, find_tool, node_containers, shape_of, write_kind_config
 from .config import DEFAULT_PROVIDER, DEFAULT_WORKERS, Settings, agnhost_image
@@ -273,11 +273,14 @@ def down(settings: Settings, ui: UI) -> bool:
         if kind.exists():
             raise UsageError(f"cluster {settings.cluster_name} was not created by svclab", hint="svclab leaves it alone")
         removed = network.remove_client(dc, settings.cluster_name)
+        removed = bool(site.remove_all(dc, settings.cluster_name)) or removed
         if settings.cluster_dir.exists():
             shutil.rmtree(settings.cluster_dir)
         return removed
     ui.step(f"deleting cluster {settings.cluster_name}")
     network.remove_client(dc, settings.cluster_name)
+    if machines := site.remove_all(dc, settings.cluster_name):
+        ui.step(f"removed {machines} machine{'s' if machines > 1 else ''} svclab ran beside the cluster")
     kind.delete()
     shutil.rmtree(settings.cluster_dir, ignore_errors=True)
     if network.remove_network_if_unused(dc, settings.network):

@@ -44,7 +44,7 @@ NODE_PACKAGES = (
     "systemd dbus conntrack iptables nftables iproute2 ethtool util-linux mount kmod "
     "libseccomp2 pigz bash ca-certificates curl jq procps"
 ).split()
-NETBASE_PACKAGES = "iptables nftables conntrack ipset iproute2 curl ca-certificates".split()
+NETBASE_PACKAGES = "iptables nftables conntrack ipset iproute2 curl ca-certificates haproxy".split()
 # Files every cut-down root keeps: name and user lookups, and a place for temporary files.
 SLIM_COMMON = ("/etc/protocols", "/etc/services", "/etc/nsswitch.conf", "/etc/passwd", "/etc/group", "/tmp")
 SLIM_COMMON_OPTIONAL = ("/usr/lib/x86_64-linux-gnu/libnss_files.so.2",)
@@ -59,6 +59,8 @@ NETSLIM_OPTIONAL = SLIM_COMMON_OPTIONAL
 # probes' curl, ip and getent, and what the lab texts have students type into the clients.
 CLIENTSLIM_KEEP = ("/bin/sh", "/usr/bin/curl", "/usr/bin/ip", "/usr/sbin/ip", "/usr/bin/getent", *SLIM_COMMON)
 CLIENTSLIM_OPTIONAL = (*SLIM_COMMON_OPTIONAL, "/etc/ssl/certs/ca-certificates.crt")
+# The external load balancer of the external-lb lab: Debian's haproxy and the libraries it loads.
+HAPROXY_KEEP = ("/usr/sbin/haproxy", *SLIM_COMMON)
 KUBE_SERVER_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 KUBE_NODE_COMMANDS = ("kubeadm", "kubelet", "kubectl")
 
@@ -433,6 +435,15 @@ ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]"""
                               entrypoint="/kube-vip-cloud-provider", dest_dir="/"),
         ]
 
+    def site_images(self, netbase: tuple[Path, str]) -> list[str]:
+        """Images of the machines svclab runs beside the cluster (not inside its nodes), tagged as
+        the pins name them: HAProxy (the CoreDNS image of the DNS server is a system image)."""
+        slim, slim_recipe = self.slimmed("haproxyslim", netbase, HAPROXY_KEEP, SLIM_COMMON_OPTIONAL)
+        dockerfile = f'FROM {slim}\nENTRYPOINT ["/usr/sbin/haproxy"]'
+        tag = self.pins["haproxy"]["image"]
+        self.docker_build(tag, digest(dockerfile, slim_recipe), dockerfile, {})
+        return [slim, tag]
+
     def mirror(self) -> None:
         """Puts pinned upstream manifests into the mirror folder, from the module sources of the
         same release (identical to the files at the pinned URLs; the sha256 check proves it)."""
@@ -498,8 +509,9 @@ ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]"""
         # The labs' images ride in the node image too: a fresh cluster starts them at once
         # instead of streaming ~600 MB into every node on each `cluster.up`.
         node, base = self.node_image([*system, *apps])
+        site = self.site_images(netbase)
         rootfs = [self.imported("node-rootfs", NODE_PACKAGES)[0]]
-        self.prune({node, base, netslim, clientslim, *system, *apps, *rootfs})
+        self.prune({node, base, netslim, clientslim, *system, *apps, *site, *rootfs})
         self.mirror()
         self.install_tools()
         took = time.monotonic() - start

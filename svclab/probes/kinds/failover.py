@@ -10,6 +10,7 @@ from pydantic import Field
 
 from ...errors import SvclabError
 from ..base import NAME, Expectation, Observation, ProbeSpec, Topology
+from ..outage import cut_off
 from ..traffic import arp_holder, outside_get, service, wait_external_ip
 
 EXAMPLE = """
@@ -53,24 +54,7 @@ class Spec(ProbeSpec[Expect]):
     within: float = Field(120, gt=0, le=600, description="Seconds to keep asking after the node fails.")
 
 
-# Cuts a node off its network, both IP and ARP, while leaving its configuration alone.
-ISOLATE_NODE = """
-table inet svclab_failover {
-  chain ingress { type filter hook prerouting priority -400; policy accept; iifname "eth0" drop; }
-  chain forward { type filter hook forward priority -400; policy accept; oifname "eth0" drop; }
-  chain egress { type filter hook output priority -400; policy accept; oifname "eth0" drop; }
-}
-table arp svclab_failover {
-  chain input { type filter hook input priority 0; policy drop; }
-  chain output { type filter hook output priority 0; policy drop; }
-}
-"""
-RECONNECT_NODE = "delete table inet svclab_failover\ndelete table arp svclab_failover\n"
-
-
 def observe(ctx, spec: Spec) -> Observation:
-    from ...network import docker_client
-
     name, within = spec.service, float(spec.within)
     timeout = ctx.settings.wait_timeout if ctx.env.provider.expects_address else 3
     ip = wait_external_ip(ctx, name, timeout)
@@ -82,20 +66,13 @@ def observe(ctx, spec: Spec) -> Observation:
     holder = arp_holder(ctx, ip)
     if not holder:
         raise SvclabError(f"could not tell which node answers for {ip}")
-    container = docker_client().containers.get(holder)  # kind names node containers after nodes
-    if container.labels.get("io.x-k8s.kind.cluster") != ctx.settings.cluster_name:
-        raise SvclabError(f"container {holder} is not a node of cluster {ctx.settings.cluster_name}; not touching it")
     evidence = [f"{ip} answered via node {holder} (the client's ARP entry)"]
     if reported := provider.holder(kube, ctx.namespace, name):
         evidence.append(f"{provider.name} reports the address held by node {reported}")
-    result = container.exec_run(["sh", "-c", f"printf '%s' '{ISOLATE_NODE.strip()}' | nft -f -"])
-    if result.exit_code != 0:
-        raise SvclabError(f"could not cut {holder} off the network: {result.output.decode().strip()[:200]}")
-    container.pause()
-    evidence.append(f"cut {holder} off the network and froze it")
     took = after = None
     attempts = 0
-    try:
+    with cut_off(ctx, holder, freeze=True):
+        evidence.append(f"cut {holder} off the network and froze it")
         started = time.monotonic()
         while time.monotonic() - started < within:
             attempts += 1
@@ -104,11 +81,7 @@ def observe(ctx, spec: Spec) -> Observation:
                 break
         if took is not None:
             after = arp_holder(ctx, ip)
-    finally:
-        container.unpause()
-        container.exec_run(["sh", "-c", f"printf '{RECONNECT_NODE}' | nft -f -"])
-        evidence.append(f"restored {holder}")
-    kube.wait_nodes_ready(len(ctx.topology.nodes), timeout=ctx.settings.wait_timeout)
+    evidence.append(f"restored {holder}")
     if took is None:
         evidence.append(f"{ip} did not answer within {within:.0f}s ({attempts} attempts)")
         return Observation("no answer after failover", evidence, {"address": ip, "holder_before": holder})

@@ -1,0 +1,71 @@
+"""Cutting a node off its network the way a cable is pulled, and putting it back.
+
+The node keeps running and keeps its configuration; its eth0 (the docker network) drops every
+packet in and out, IP and ARP alike, so nothing on the network can tell it from a dead machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from ..errors import SvclabError
+
+__all__ = ["cut_off", "node_container", "spare_node"]
+
+ISOLATE_NODE = """
+table inet svclab_outage {
+  chain ingress { type filter hook prerouting priority -400; policy accept; iifname "eth0" drop; }
+  chain forward { type filter hook forward priority -400; policy accept; oifname "eth0" drop; }
+  chain egress { type filter hook output priority -400; policy accept; oifname "eth0" drop; }
+}
+table arp svclab_outage {
+  chain input { type filter hook input priority 0; policy drop; }
+  chain output { type filter hook output priority 0; policy drop; }
+}
+"""
+RECONNECT_NODE = "delete table inet svclab_outage\ndelete table arp svclab_outage\n"
+
+
+def node_container(ctx, node: str):
+    """The docker container of the lab cluster's node NODE (kind names them after the nodes);
+    refuses any container that is not one of this cluster's nodes."""
+    from ..network import docker_client
+
+    container = docker_client().containers.get(node)
+    if container.labels.get("io.x-k8s.kind.cluster") != ctx.settings.cluster_name:
+        raise SvclabError(f"container {node} is not a node of cluster {ctx.settings.cluster_name}; not touching it")
+    return container
+
+
+def spare_node(ctx) -> str:
+    """A worker node that runs none of the lab's pods: cutting it off tests the path through the
+    nodes, not the loss of a backend (or of the API server)."""
+    planes = {n["metadata"]["name"] for n in ctx.kube.list("v1", "Node")
+              if "node-role.kubernetes.io/control-plane" in (n["metadata"].get("labels") or {})}
+    spare = [n.name for n in ctx.topology.nodes if not n.backend and n.name not in planes]
+    if not spare:
+        raise SvclabError("no worker node without a backend pod to cut off",
+                          hint="the lab needs a cluster of at least two workers (svclab's default shape)")
+    return sorted(spare)[0]
+
+
+@contextlib.contextmanager
+def cut_off(ctx, node: str, *, freeze: bool = False) -> Iterator[None]:
+    """NODE cut off its network (and frozen, with FREEZE) for the block; put back afterwards, and
+    the cluster's nodes Ready again before the block's caller goes on."""
+    container = node_container(ctx, node)
+    result = container.exec_run(["sh", "-c", f"printf '%s' '{ISOLATE_NODE.strip()}' | nft -f -"])
+    if result.exit_code != 0:
+        raise SvclabError(f"could not cut {node} off the network: {result.output.decode().strip()[:200]}")
+    try:
+        if freeze:
+            container.pause()
+        try:
+            yield
+        finally:
+            if freeze:
+                container.unpause()
+    finally:
+        container.exec_run(["sh", "-c", f"printf '{RECONNECT_NODE}' | nft -f -"])
+    ctx.kube.wait_nodes_ready(len(ctx.topology.nodes), timeout=ctx.settings.wait_timeout)

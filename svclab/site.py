@@ -1,0 +1,143 @@
+"""Machines svclab runs beside the cluster, on its docker network, the way a site runs them beside
+its nodes: the external load balancer (HAProxy) and the DNS server of the round-robin lab.
+
+The lab that needs one makes it (`ensure`); a machine whose configuration changed is replaced, one
+whose configuration is the same is kept. `cluster.down` removes them all (`remove_all`). Each is a
+container named ``svclab-ROLE-CLUSTER`` with svclab's labels and its files copied in before it
+starts; none publishes a port. Neither is configured to reach anything but lab addresses: HAProxy's
+servers are the nodes' addresses, and the DNS server answers for svclab's own zone and forwards
+nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import tarfile
+
+from . import config
+from .errors import PrerequisiteError, SvclabError
+from .network import CLUSTER_LABEL, MANAGED_LABEL
+
+__all__ = ["Machine", "container_name", "ensure", "remove_all", "ROLE_LABEL"]
+
+ROLE_LABEL = "svclab.io/role"
+CONFIG_LABEL = "svclab.io/config"   # a digest of what the machine was started with
+
+
+@dataclasses.dataclass(frozen=True)
+class Machine:
+    """What one machine runs: its image, its command line and the files it reads."""
+
+    role: str                        # a DNS label: names the container
+    image: str
+    argv: tuple[str, ...]            # entrypoint and arguments
+    files: tuple[tuple[str, str], ...] = ()   # (absolute path, text)
+    user: str | None = None
+    cap_add: tuple[str, ...] = ()
+
+    def digest(self) -> str:
+        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def container_name(role: str, cluster: str) -> str:
+    return f"svclab-{role}-{cluster}"
+
+
+def _archive(files: tuple[tuple[str, str], ...]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        made: set[str] = set()
+        for path, text in files:
+            parts = path.strip("/").split("/")
+            for depth in range(1, len(parts)):
+                folder = "/".join(parts[:depth])
+                if folder not in made:
+                    info = tarfile.TarInfo(folder)
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    tar.addfile(info)
+                    made.add(folder)
+            data = text.encode()
+            info = tarfile.TarInfo("/".join(parts))
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _image(dc, image: str) -> None:
+    from docker.errors import APIError, ImageNotFound
+
+    try:
+        dc.images.get(image)
+    except ImageNotFound:
+        try:
+            dc.images.pull(image)
+        except APIError as e:
+            raise PrerequisiteError(f"image {image} is not in local Docker and cannot be pulled "
+                                    f"({str(e.explanation or e)[:120]})",
+                                    hint="pull it where a registry is reachable, or build the test bed") from None
+
+
+def ensure(dc, *, cluster: str, network: str, machine: Machine) -> str:
+    """Starts MACHINE for CLUSTER on NETWORK unless it already runs as asked; returns its address."""
+    from docker.errors import NotFound
+
+    name, digest = container_name(machine.role, cluster), machine.digest()
+    try:
+        container = dc.containers.get(name)
+    except NotFound:
+        container = None
+    if container is not None:
+        labels = container.labels or {}
+        if labels.get(CLUSTER_LABEL) != cluster or labels.get(ROLE_LABEL) != machine.role:
+            raise SvclabError(f"container {name} exists but svclab did not make it for cluster {cluster}",
+                              hint=f"svclab leaves it alone: remove it (`docker rm -f {name}`) if nothing needs it")
+        if labels.get(CONFIG_LABEL) == digest and container.status == "running":
+            return _address(container, network)
+        container.remove(force=True)
+    _image(dc, machine.image)
+    container = dc.containers.create(
+        machine.image, name=name, entrypoint=list(machine.argv[:1]), command=list(machine.argv[1:]),
+        labels={MANAGED_LABEL: "true", CLUSTER_LABEL: cluster, ROLE_LABEL: machine.role, CONFIG_LABEL: digest},
+        network=network, user=machine.user, cap_drop=["ALL"], cap_add=list(machine.cap_add) or None,
+        detach=True,
+    )
+    try:
+        if machine.files:
+            container.put_archive("/", _archive(machine.files))
+        container.start()
+        container.reload()
+        if container.status != "running":
+            log = container.logs(tail=5).decode(errors="replace").strip()
+            raise SvclabError(f"{machine.role} container {name} stopped at once: {log[-300:]}")
+    except BaseException:
+        container.remove(force=True)
+        raise
+    return _address(container, network)
+
+
+def _address(container, network: str) -> str:
+    ip = ((container.attrs["NetworkSettings"]["Networks"].get(network) or {}).get("IPAddress")) or ""
+    if not ip:
+        raise SvclabError(f"container {container.name} has no address on docker network {network}")
+    return ip
+
+
+def remove_all(dc, cluster: str) -> int:
+    """Removes every machine svclab made for CLUSTER; returns how many."""
+    removed = 0
+    for container in dc.containers.list(all=True, filters={"label": [f"{CLUSTER_LABEL}={cluster}", ROLE_LABEL]}):
+        container.remove(force=True)
+        removed += 1
+    return removed
+
+
+def haproxy_image() -> str:
+    return config.pins()["haproxy"]["image"]
+
+
+def dns_image() -> str:
+    return config.pins()["dns_server"]["image"]
