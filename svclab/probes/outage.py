@@ -39,15 +39,16 @@ def node_container(ctx, node: str):
 
 
 def spare_node(ctx) -> str:
-    """A worker node that runs none of the lab's pods: cutting it off tests the path through the
-    nodes, not the loss of a backend (or of the API server)."""
+    """A node that runs none of the lab's pods, a worker if there is one: cutting it off tests the
+    path through the nodes, not the loss of a backend. On a cluster whose only worker runs the
+    backend it is the control plane, whose API server is then away for the cut."""
     planes = {n["metadata"]["name"] for n in ctx.kube.list("v1", "Node")
               if "node-role.kubernetes.io/control-plane" in (n["metadata"].get("labels") or {})}
-    spare = [n.name for n in ctx.topology.nodes if not n.backend and n.name not in planes]
+    spare = sorted(n.name for n in ctx.topology.nodes if not n.backend)
+    workers = [n for n in spare if n not in planes]
     if not spare:
-        raise SvclabError("no worker node without a backend pod to cut off",
-                          hint="the lab needs a cluster of at least two workers (svclab's default shape)")
-    return sorted(spare)[0]
+        raise SvclabError("every node runs a backend pod: no node to cut off without losing a backend")
+    return (workers or spare)[0]
 
 
 @contextlib.contextmanager

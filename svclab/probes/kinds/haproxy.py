@@ -18,7 +18,7 @@ from ...errors import SvclabError
 from ...kube import poll
 from ..base import NAME, Expectation, Observation, ProbeSpec, Topology
 from ..outage import cut_off, spare_node
-from ..traffic import lab_address, outside_dial, outside_run, service
+from ..traffic import external_ip, lab_address, outside_dial, outside_run, service
 
 EXAMPLE = """
 - id: haproxy-in-front
@@ -155,6 +155,9 @@ def observe(ctx, spec: Spec) -> Observation:
     stats, _ = poll(lambda: _stats(ctx, address), settled, timeout=ctx.settings.wait_timeout / 4, interval=0.25)
     evidence = [f"HAProxy at {address}:{FRONTEND_PORT} → nodePort {node_port} on {len(servers)} nodes, "
                 f"checked on {check} every {CHECK_INTERVAL_MS} ms"]
+    if svc["spec"].get("type") == "LoadBalancer":
+        evidence.append(f"{spec.service}: type LoadBalancer, class {svc['spec'].get('loadBalancerClass') or 'default'}, "
+                        f"EXTERNAL-IP {external_ip(svc) or '<pending>'} in the cluster")
     evidence += [f"HAProxy stats: {node} {s['status']} ({s['check'] or 'not checked'})" for node, s in sorted(stats.items())]
     got = outside_dial(ctx, address, FRONTEND_PORT, "hostname", spec.tries)
     answered = len(got.get("responses") or [])
