@@ -21,7 +21,7 @@ from . import config
 from .errors import PrerequisiteError, SvclabError
 from .network import CLUSTER_LABEL, MANAGED_LABEL
 
-__all__ = ["Machine", "container_name", "ensure", "remove_all", "ROLE_LABEL"]
+__all__ = ["Machine", "container_name", "ensure", "ensure_network", "remove_all", "ROLE_LABEL"]
 
 ROLE_LABEL = "svclab.io/role"
 CONFIG_LABEL = "svclab.io/config"   # a digest of what the machine was started with
@@ -37,6 +37,9 @@ class Machine:
     files: tuple[tuple[str, str], ...] = ()   # (absolute path, text)
     user: str | None = None
     cap_add: tuple[str, ...] = ()
+    keep_default_caps: bool = False            # a router's daemons change user and need Docker's default set
+    sysctls: tuple[tuple[str, str], ...] = ()
+    also_on: tuple[str, ...] = ()              # more docker networks it is attached to
 
     def digest(self) -> str:
         text = json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -50,10 +53,11 @@ def container_name(role: str, cluster: str) -> str:
 def _archive(files: tuple[tuple[str, str], ...]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
+        # Top-level folders (/etc, /run) are not written: Docker would give them this archive's mode.
         made: set[str] = set()
         for path, text in files:
             parts = path.strip("/").split("/")
-            for depth in range(1, len(parts)):
+            for depth in range(2, len(parts)):
                 folder = "/".join(parts[:depth])
                 if folder not in made:
                     info = tarfile.TarInfo(folder)
@@ -85,7 +89,8 @@ def ensure(dc, *, cluster: str, network: str, machine: Machine) -> str:
     """Starts MACHINE for CLUSTER on NETWORK unless it already runs as asked; returns its address."""
     from docker.errors import NotFound
 
-    name, digest = container_name(machine.role, cluster), machine.digest()
+    name = container_name(machine.role, cluster)
+    digest = hashlib.sha256(f"{machine.digest()} {network}".encode()).hexdigest()[:16]
     try:
         container = dc.containers.get(name)
     except NotFound:
@@ -102,10 +107,13 @@ def ensure(dc, *, cluster: str, network: str, machine: Machine) -> str:
     container = dc.containers.create(
         machine.image, name=name, entrypoint=list(machine.argv[:1]), command=list(machine.argv[1:]),
         labels={MANAGED_LABEL: "true", CLUSTER_LABEL: cluster, ROLE_LABEL: machine.role, CONFIG_LABEL: digest},
-        network=network, user=machine.user, cap_drop=["ALL"], cap_add=list(machine.cap_add) or None,
+        network=network, user=machine.user, cap_add=list(machine.cap_add) or None,
+        cap_drop=None if machine.keep_default_caps else ["ALL"], sysctls=dict(machine.sysctls) or None,
         detach=True,
     )
     try:
+        for other in machine.also_on:
+            dc.networks.get(other).connect(container)
         if machine.files:
             container.put_archive("/", _archive(machine.files))
         container.start()
@@ -126,11 +134,39 @@ def _address(container, network: str) -> str:
     return ip
 
 
+def ensure_network(dc, *, cluster: str, role: str) -> str:
+    """A docker network of svclab's own for CLUSTER (named like a machine, labelled the same);
+    returns its IPv4 subnet."""
+    from docker.errors import NotFound
+
+    name = container_name(role, cluster)
+    try:
+        net = dc.networks.get(name)
+    except NotFound:
+        net = dc.networks.create(name, driver="bridge", labels={MANAGED_LABEL: "true", CLUSTER_LABEL: cluster,
+                                                               ROLE_LABEL: role})
+    if (net.attrs.get("Labels") or {}).get(CLUSTER_LABEL) != cluster:
+        raise SvclabError(f"docker network {name} exists but svclab did not make it for cluster {cluster}",
+                          hint=f"svclab leaves it alone: remove it (`docker network rm {name}`) if nothing uses it")
+    net.reload()
+    for ipam in (net.attrs.get("IPAM") or {}).get("Config") or []:
+        if ":" not in ipam.get("Subnet", ":"):
+            return ipam["Subnet"]
+    raise SvclabError(f"docker network {name} has no IPv4 subnet")
+
+
 def remove_all(dc, cluster: str) -> int:
-    """Removes every machine svclab made for CLUSTER; returns how many."""
+    """Removes every machine and network svclab made for CLUSTER beside it; returns how many."""
     removed = 0
-    for container in dc.containers.list(all=True, filters={"label": [f"{CLUSTER_LABEL}={cluster}", ROLE_LABEL]}):
+    mine = {"label": [f"{CLUSTER_LABEL}={cluster}", ROLE_LABEL]}
+    for container in dc.containers.list(all=True, filters=mine):
         container.remove(force=True)
+        removed += 1
+    for net in dc.networks.list(filters=mine):
+        net.reload()
+        for attached in (net.attrs.get("Containers") or {}):
+            net.disconnect(attached, force=True)
+        net.remove()
         removed += 1
     return removed
 

@@ -14,6 +14,7 @@ import datetime
 import ipaddress
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import SvclabError, UsageError
@@ -117,12 +118,13 @@ _REQUEST = re.compile(r"^[a-z]*$")
 
 
 def outside_dial(ctx, host: str, port: int, request: str, tries: int, *, host_header: str | None = None,
-                 timeout: float | None = None) -> dict[str, list[str]]:
+                 timeout: float | None = None, also: Sequence[str] = ()) -> dict[str, list[str]]:
     """TRIES requests from the outside client to HOST:PORT/REQUEST (with a Host header for
-    Ingress rules), each on a new connection; answered like agnhost's /dial."""
+    Ingress rules), each on a new connection; answered like agnhost's /dial. ALSO: more subnets
+    of svclab's own the address may be in (see lab_address)."""
     if not _REQUEST.match(request) or (host_header is not None and not _HOSTNAME.match(host_header)):
         raise UsageError(f"invalid host {host_header!r} or request {request!r} in a probe")
-    host, port = lab_address(ctx, host), int(port)  # validated: they go into a command line
+    host, port = lab_address(ctx, host, also=also), int(port)  # validated: they go into a command line
     timeout = ctx.settings.probe_timeout if timeout is None else timeout
     headers = (f"Host: {host_header}",) if host_header else ()
     # Behind an Ingress controller an HTTP error (404: no rule for that host yet) is not the backend.
@@ -136,18 +138,20 @@ def outside_dial(ctx, host: str, port: int, request: str, tries: int, *, host_he
 CLUSTER_NETWORKS = (ipaddress.ip_network("10.96.0.0/16"), ipaddress.ip_network("10.244.0.0/16"))
 
 
-def lab_address(ctx, host: str, *, in_cluster: bool = False) -> str:
+def lab_address(ctx, host: str, *, in_cluster: bool = False, also: Sequence[str] = ()) -> str:
     """HOST, checked to be a lab address: an IPv4 address on svclab's docker network (nodes, the
-    pool) or in the cluster's Service and pod networks (the outside client, which has no default
-    route, tries those to show they are unreachable), or for the in-cluster client a cluster DNS
-    name. Probes send traffic nowhere else; the result is safe to put into a command line."""
+    pool), in the cluster's Service and pod networks (the outside client, which has no default
+    route, tries those to show they are unreachable) or in ALSO (subnets of docker networks svclab
+    made beside the cluster), or for the in-cluster client a cluster DNS name. Probes send
+    traffic nowhere else; the result is safe to put into a command line."""
     if in_cluster and host.endswith(".svc.cluster.local") and _HOSTNAME.match(host):
         return host
     try:
         ip = ipaddress.IPv4Address(host)
     except ValueError:
         raise SvclabError(f"refusing to probe {host!r}: not an IPv4 address") from None
-    allowed = [ipaddress.ip_network(ctx.topology.pool.subnet), *CLUSTER_NETWORKS]
+    allowed = [ipaddress.ip_network(ctx.topology.pool.subnet), *CLUSTER_NETWORKS,
+               *(ipaddress.ip_network(net) for net in also)]
     if not any(ip in net for net in allowed):
         raise SvclabError(f"refusing to probe {ip}: outside svclab's networks ({', '.join(map(str, allowed))})")
     return str(ip)
@@ -181,9 +185,9 @@ def arp_holder(ctx, ip: str) -> str | None:
     return None
 
 
-def outside_get(ctx, ip: str, port: int, path: str, timeout: float) -> str | None:
+def outside_get(ctx, ip: str, port: int, path: str, timeout: float, *, also: Sequence[str] = ()) -> str | None:
     """One quick HTTP GET from the outside client: its answer, or None."""
-    got = outside_dial(ctx, ip, port, path, 1, timeout=timeout).get("responses")
+    got = outside_dial(ctx, ip, port, path, 1, timeout=timeout, also=also).get("responses")
     return got[0] if got else None
 
 

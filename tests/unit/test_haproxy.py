@@ -206,8 +206,8 @@ def test_answers():
     assert judge(facts | {"answered": 11}, Expect(answers=True)) == ["1 of 12 requests unanswered"]
     assert judge(facts | {"answered": 0}, Expect(answers=True)) == ["12 of 12 requests unanswered"]
     assert judge(facts | {"answered": 0}, Expect(answers=False)) == []
-    assert judge(facts, Expect(answers=False)) == ["12 requests answered"]
-    assert judge(facts | {"answered": 1}, Expect(answers=False)) == ["1 requests answered"]
+    assert judge(facts, Expect(answers=False)) == ["12 of 12 requests answered"]
+    assert judge(facts | {"answered": 1}, Expect(answers=False)) == ["1 of 12 requests answered"]
 
 
 def test_marked_down_within():
@@ -226,9 +226,9 @@ def test_failures_at_most():
     facts = _facts("node-cut-off")
     assert facts["failed_during"] == 0
     assert judge(facts, Expect(failures_at_most=0)) == []
-    assert judge(facts | {"failed_during": 2}, Expect(failures_at_most=0)) == ["2 requests failed"]
+    assert judge(facts | {"failed_during": 2}, Expect(failures_at_most=0)) == ["2 of 8 requests failed"]
     assert judge(facts | {"failed_during": 2}, Expect(failures_at_most=2)) == []
-    assert judge(facts | {"failed_during": 3}, Expect(failures_at_most=2)) == ["3 requests failed"]
+    assert judge(facts | {"failed_during": 3}, Expect(failures_at_most=2)) == ["3 of 8 requests failed"]
 
 
 def test_the_labs_cut_off_expectation_checks_every_key():
@@ -237,7 +237,7 @@ def test_the_labs_cut_off_expectation_checks_every_key():
     facts = _facts("node-cut-off")
     assert judge(facts, expect) == []
     assert judge(facts | {"marked_down_after": 9.0, "failed_during": 1}, expect) == [
-        "marked DOWN after 9.0s", "1 requests failed"]
+        "marked DOWN after 9.0s", "1 of 8 requests failed"]
 
 
 # ------------------------------------------------------------------ what the expectations say, the spec

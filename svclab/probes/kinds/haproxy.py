@@ -12,11 +12,11 @@ import io
 import time
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ...errors import SvclabError
 from ...kube import poll
-from ..base import NAME, Expectation, Observation, ProbeSpec, Topology
+from ..base import NAME, Expectation, Observation, Prediction, ProbeSpec, Topology
 from ..outage import cut_off, spare_node
 from ..traffic import external_ip, lab_address, outside_dial, outside_run, service
 
@@ -56,7 +56,14 @@ class Expect(Expectation):
 
     @property
     def settles(self) -> bool:
-        return self.marked_down_within is None and self.failures_at_most is None
+        return self.marked_down_within is None and self.failures_at_most is None and self.answers is not False
+
+    def prediction(self) -> Prediction | None:
+        if self.up:
+            return Prediction(("every node", "only the pod's node"), "every node" if self.up == "all" else "only the pod's node")
+        if self.failures_at_most == 0:
+            return Prediction(("no request fails", "some requests fail"), "no request fails")
+        return None
 
 
 class Spec(ProbeSpec[Expect]):
@@ -72,6 +79,14 @@ class Spec(ProbeSpec[Expect]):
 
     def changes_cluster(self) -> bool:
         return self.cut_off
+
+    @model_validator(mode="after")
+    def _cut_off_keys_need_a_cut(self):
+        for expect in [self.expect, *(self.expect_by_provider or {}).values()]:
+            given = [k for k in ("marked_down_within", "failures_at_most") if expect and k in expect.given()]
+            if given and not self.cut_off:
+                raise ValueError(f"expect.{given[0]} needs cut_off: true")
+        return self
 
 
 def haproxy_config(servers: list[tuple[str, str]], node_port: int, check_port: int, check_path: str) -> str:
@@ -220,7 +235,7 @@ def judge(facts: dict[str, Any], expect: Expect, topology: Topology | None = Non
         if expect.answers and answered < tries:
             problems.append(f"{tries - answered} of {tries} requests unanswered")
         if not expect.answers and answered:
-            problems.append(f"{answered} requests answered")
+            problems.append(f"{answered} of {tries} requests answered")
     if expect.marked_down_within is not None:
         down = facts.get("marked_down_after")
         if down is None:
@@ -228,5 +243,5 @@ def judge(facts: dict[str, Any], expect: Expect, topology: Topology | None = Non
         elif down > expect.marked_down_within:
             problems.append(f"marked DOWN after {down:.1f}s")
     if expect.failures_at_most is not None and facts.get("failed_during", 0) > expect.failures_at_most:
-        problems.append(f"{facts['failed_during']} requests failed")
+        problems.append(f"{facts['failed_during']} of {facts.get('sent_during', '?')} requests failed")
     return problems

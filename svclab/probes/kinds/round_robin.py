@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ...errors import SvclabError
-from ..base import NAME, Expectation, Observation, ProbeSpec, Topology
+from ..base import NAME, Expectation, Observation, Prediction, ProbeSpec, Topology
 from ..outage import cut_off, spare_node
 from ..traffic import lab_address, outside_run, service
 
@@ -49,6 +49,12 @@ class Expect(Expectation):
     @property
     def settles(self) -> bool:
         return self.first_attempts_fail is not True
+
+    def prediction(self) -> Prediction | None:
+        if self.first_attempts_fail is not None:
+            right = "some fail" if self.first_attempts_fail else "none fails"
+            return Prediction(("none fails", "some fail"), right)
+        return None
 
 
 class Spec(ProbeSpec[Expect]):
