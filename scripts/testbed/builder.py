@@ -44,7 +44,7 @@ NODE_PACKAGES = (
     "systemd dbus conntrack iptables nftables iproute2 ethtool util-linux mount kmod "
     "libseccomp2 pigz bash ca-certificates curl jq procps"
 ).split()
-NETBASE_PACKAGES = "iptables nftables conntrack ipset iproute2 curl ca-certificates haproxy".split()
+NETBASE_PACKAGES = "iptables nftables conntrack ipset iproute2 curl ca-certificates haproxy frr netcat-openbsd".split()
 # Files every cut-down root keeps: name and user lookups, and a place for temporary files.
 SLIM_COMMON = ("/etc/protocols", "/etc/services", "/etc/nsswitch.conf", "/etc/passwd", "/etc/group", "/tmp")
 SLIM_COMMON_OPTIONAL = ("/usr/lib/x86_64-linux-gnu/libnss_files.so.2",)
@@ -56,11 +56,14 @@ NETSLIM_KEEP = (
 )
 NETSLIM_OPTIONAL = SLIM_COMMON_OPTIONAL
 # What agnhost (the labs' backends and both probe clients) runs besides itself: /shell's sh, the
-# probes' curl, ip and getent, and what the lab texts have students type into the clients.
-CLIENTSLIM_KEEP = ("/bin/sh", "/usr/bin/curl", "/usr/bin/ip", "/usr/sbin/ip", "/usr/bin/getent", *SLIM_COMMON)
+# probes' curl, ip, getent and nc (raw TCP and UDP), and what the lab texts have students type into the clients.
+CLIENTSLIM_KEEP = ("/bin/sh", "/usr/bin/curl", "/usr/bin/ip", "/usr/sbin/ip", "/usr/bin/getent", "/bin/nc",
+                   *SLIM_COMMON)
 CLIENTSLIM_OPTIONAL = (*SLIM_COMMON_OPTIONAL, "/etc/ssl/certs/ca-certificates.crt")
 # The external load balancer of the external-lb lab: Debian's haproxy and the libraries it loads.
 HAPROXY_KEEP = ("/usr/sbin/haproxy", *SLIM_COMMON)
+# The router of the bgp lab: Debian's FRR, its routing daemon, BGP daemon and shell.
+FRR_KEEP = ("/usr/lib/frr/zebra", "/usr/lib/frr/bgpd", "/usr/bin/vtysh", "/bin/sh", *SLIM_COMMON)
 KUBE_SERVER_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 KUBE_NODE_COMMANDS = ("kubeadm", "kubelet", "kubectl")
 
@@ -437,12 +440,16 @@ ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]"""
 
     def site_images(self, netbase: tuple[Path, str]) -> list[str]:
         """Images of the machines svclab runs beside the cluster (not inside its nodes), tagged as
-        the pins name them: HAProxy (the CoreDNS image of the DNS server is a system image)."""
-        slim, slim_recipe = self.slimmed("haproxyslim", netbase, HAPROXY_KEEP, SLIM_COMMON_OPTIONAL)
-        dockerfile = f'FROM {slim}\nENTRYPOINT ["/usr/sbin/haproxy"]'
-        tag = self.pins["haproxy"]["image"]
-        self.docker_build(tag, digest(dockerfile, slim_recipe), dockerfile, {})
-        return [slim, tag]
+        the pins name them: HAProxy and FRR (the CoreDNS image of the DNS server is a system image)."""
+        tags = []
+        for name, keep, pin, entrypoint in (("haproxyslim", HAPROXY_KEEP, "haproxy", "/usr/sbin/haproxy"),
+                                            ("frrslim", FRR_KEEP, "frr", "/bin/sh")):
+            slim, slim_recipe = self.slimmed(name, netbase, keep, SLIM_COMMON_OPTIONAL)
+            dockerfile = f'FROM {slim}\nENTRYPOINT ["{entrypoint}"]'
+            tag = self.pins[pin]["image"]
+            self.docker_build(tag, digest(dockerfile, slim_recipe), dockerfile, {})
+            tags += [slim, tag]
+        return tags
 
     def mirror(self) -> None:
         """Puts pinned upstream manifests into the mirror folder, from the module sources of the

@@ -18,7 +18,7 @@ import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["slim_rootfs", "needed_libraries"]
+__all__ = ["slim_rootfs", "needed_libraries", "run_paths"]
 
 LIBRARY_DIRS = ("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib", "/lib", "/usr/lib64", "/lib64")
 MAX_LINKS = 40   # symlinks followed per path before giving up (a loop)
@@ -27,6 +27,19 @@ MAX_LINKS = 40   # symlinks followed per path before giving up (a loop)
 def needed_libraries(data: bytes) -> tuple[str | None, list[str]]:
     """(interpreter path, DT_NEEDED names) of a 64-bit little-endian ELF file; (None, []) for
     anything else (scripts, data, static binaries without a dynamic section)."""
+    interpreter, entries = _dynamic(data)
+    return interpreter, [value for tag, value in entries if tag == 1]   # DT_NEEDED
+
+
+def run_paths(data: bytes) -> list[str]:
+    """The folders an ELF file's DT_RUNPATH (or older DT_RPATH) names, searched for its libraries
+    before the usual ones; $ORIGIN is not expanded (Debian's packages use absolute paths)."""
+    _, entries = _dynamic(data)
+    return [d for tag, value in entries if tag in (15, 29) for d in value.split(":") if d]
+
+
+def _dynamic(data: bytes) -> tuple[str | None, list[tuple[int, str]]]:
+    """(PT_INTERP, the string entries of the dynamic section as (tag, value))."""
     if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
         return None, []
     phoff, shoff = struct.unpack_from("<QQ", data, 0x20)
@@ -37,7 +50,7 @@ def needed_libraries(data: bytes) -> tuple[str | None, list[str]]:
         if p_type == 3:   # PT_INTERP
             interpreter = data[p_offset:p_offset + p_filesz].rstrip(b"\0").decode()
     sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
-    needed = []
+    entries = []
     for _, sh_type, _, _, offset, size, link, _, _, entsize in sections:
         if sh_type != 6:   # SHT_DYNAMIC
             continue
@@ -46,10 +59,10 @@ def needed_libraries(data: bytes) -> tuple[str | None, list[str]]:
             tag, value = struct.unpack_from("<qQ", data, pos)
             if tag == 0:
                 break
-            if tag == 1:   # DT_NEEDED
+            if tag in (1, 15, 29):   # DT_NEEDED, DT_RPATH, DT_RUNPATH
                 end = data.index(b"\0", strtab_offset + value)
-                needed.append(data[strtab_offset + value:end].decode())
-    return interpreter, needed
+                entries.append((tag, data[strtab_offset + value:end].decode()))
+    return interpreter, entries
 
 
 class _Tree:
@@ -107,11 +120,13 @@ class _Tree:
             for name in [n for n in self.members if n.startswith(real + "/")]:
                 self.keep(name)
         elif member.isfile() or member.islnk():
-            interpreter, needed = needed_libraries(self.tar.extractfile(member).read())
+            data = self.tar.extractfile(member).read()
+            interpreter, needed = needed_libraries(data)
             if interpreter:
                 self.keep(interpreter)
+            folders = (*run_paths(data), *LIBRARY_DIRS)
             for library in needed:
-                found = next((p for p in (posixpath.join(d, library) for d in LIBRARY_DIRS)
+                found = next((p for p in (posixpath.join(d, library) for d in folders)
                               if self.resolve(p)), None)
                 if found is None:
                     raise FileNotFoundError(f"{real} needs {library}, which is not in the root file system")
