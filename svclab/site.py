@@ -177,3 +177,7 @@ def haproxy_image() -> str:
 
 def dns_image() -> str:
     return config.pins()["dns_server"]["image"]
+
+
+def frr_image() -> str:
+    return config.pins()["frr"]["image"]
