@@ -62,8 +62,10 @@ CLIENTSLIM_KEEP = ("/bin/sh", "/usr/bin/curl", "/usr/bin/ip", "/usr/sbin/ip", "/
 CLIENTSLIM_OPTIONAL = (*SLIM_COMMON_OPTIONAL, "/etc/ssl/certs/ca-certificates.crt")
 # The external load balancer of the external-lb lab: Debian's haproxy and the libraries it loads.
 HAPROXY_KEEP = ("/usr/sbin/haproxy", *SLIM_COMMON)
-# The router of the bgp lab: Debian's FRR, its routing daemon, BGP daemon and shell.
-FRR_KEEP = ("/usr/lib/frr/zebra", "/usr/lib/frr/bgpd", "/usr/bin/vtysh", "/bin/sh", *SLIM_COMMON)
+# The router of the bgp lab: Debian's FRR, its routing daemon, BGP daemon and shell, and what its
+# start makes: the daemons' run and crash-log folders, owned by user frr.
+FRR_KEEP = ("/usr/lib/frr/zebra", "/usr/lib/frr/bgpd", "/usr/bin/vtysh", "/bin/sh", "/bin/mkdir", "/bin/chown",
+            "/run", "/var/run", "/var/tmp", *SLIM_COMMON)
 KUBE_SERVER_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 KUBE_NODE_COMMANDS = ("kubeadm", "kubelet", "kubectl")
 
