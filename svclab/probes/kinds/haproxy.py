@@ -30,6 +30,7 @@ EXAMPLE = """
 """
 
 FRONTEND_PORT = 8080      # where clients send their requests
+TLS_PORT = 8443           # the same, over TLS terminated by HAProxy (tls lab)
 STATS_PORT = 8404         # HAProxy's stats page (CSV at /stats;csv)
 KUBE_PROXY_HEALTH = 10256  # kube-proxy's own health server on every node (policy Cluster)
 CHECK_INTERVAL_MS = 1000
@@ -89,9 +90,12 @@ class Spec(ProbeSpec[Expect]):
         return self
 
 
-def haproxy_config(servers: list[tuple[str, str]], node_port: int, check_port: int, check_path: str) -> str:
+def haproxy_config(servers: list[tuple[str, str]], node_port: int, check_port: int, check_path: str, *,
+                   tls_certs: str | None = None) -> str:
     """HAProxy's configuration: one frontend, one backend of SERVERS ((node, address) pairs) on
-    NODE_PORT, each checked with GET CHECK_PATH on CHECK_PORT, and the stats page."""
+    NODE_PORT, each checked with GET CHECK_PATH on CHECK_PORT, and the stats page. With TLS_CERTS
+    (a folder of PEM files, certificate and key, chosen by the SNI the client sends) the frontend
+    terminates TLS on TLS_PORT and tells the backend with X-Forwarded-Proto."""
     lines = [
         "global",
         "  maxconn 256",
@@ -106,7 +110,8 @@ def haproxy_config(servers: list[tuple[str, str]], node_port: int, check_port: i
         "  option redispatch 1",
         "  option forwardfor",
         "frontend service",
-        f"  bind :{FRONTEND_PORT}",
+        f"  bind :{FRONTEND_PORT}" if tls_certs is None else f"  bind :{TLS_PORT} ssl crt {tls_certs}",
+        *([] if tls_certs is None else ["  http-request set-header X-Forwarded-Proto https"]),
         "  default_backend nodes",
         "backend nodes",
         "  balance roundrobin",
