@@ -14,7 +14,7 @@ Made once per cluster by the first probe that needs it (`ensure_edge`), all of i
 - the outside client attached to the edge network, with a route to the BGP pool via the router
   (and still no default route);
 - on every node, a route back to the edge network via the router;
-- MetalLB: the pool ``svclab-bgp`` (the top 8 addresses of the edge network, given only to a
+- MetalLB: the pool ``svclab-bgp`` (8 addresses near the top of the edge network, given only to a
   Service that asks for it by annotation), a BGPAdvertisement of it and a BGPPeer for the router
   with a 6-second hold time.
 
@@ -46,7 +46,7 @@ _setup = threading.Lock()   # the probes of one batch run side by side; the edge
 @dataclasses.dataclass(frozen=True)
 class Edge:
     subnet: str            # the edge network, client side
-    pool: str              # the BGP pool, a block at the top of SUBNET
+    pool: str              # the BGP pool, a block near the top of SUBNET
     router_ip: str         # on the cluster network: the nodes' BGP peer and next hop back
     router_edge_ip: str    # on the edge network: the client's way to the pool
     client_ip: str         # the outside client's address on the edge network
@@ -74,10 +74,13 @@ def frr_bgpd_config(cluster_subnet: str) -> str:
 
 
 def pool_block(subnet: str) -> str:
-    """The top POOL_SIZE addresses of SUBNET as a CIDR block (Docker hands out from the bottom)."""
+    """The block of POOL_SIZE addresses just below the top one of SUBNET (the top block holds the
+    broadcast address; Docker hands out container addresses from the bottom), as a CIDR block."""
     net = ipaddress.ip_network(subnet)
-    size = POOL_SIZE.bit_length() - 1
-    return str(list(net.subnets(new_prefix=32 - size))[-2])   # the last block holds the broadcast address
+    if net.num_addresses < 4 * POOL_SIZE:
+        raise SvclabError(f"docker network {subnet} is too small for a BGP pool of {POOL_SIZE} addresses")
+    start = int(net.broadcast_address) + 1 - 2 * POOL_SIZE
+    return f"{ipaddress.IPv4Address(start)}/{32 - (POOL_SIZE.bit_length() - 1)}"
 
 
 START = ("mkdir -p /run/frr /var/tmp/frr && chown frr:frr /run/frr /var/tmp/frr"
@@ -90,9 +93,9 @@ def metallb_objects(pool: str, router_ip: str) -> list[dict[str, Any]]:
 
     meta = {"name": BGP_POOL, "namespace": NAMESPACE}
     return [
-        {"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool", "metadata": meta,
+        {"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool", "metadata": dict(meta),
          "spec": {"addresses": [pool], "autoAssign": False}},
-        {"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement", "metadata": meta,
+        {"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement", "metadata": dict(meta),
          "spec": {"ipAddressPools": [BGP_POOL]}},
         {"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer", "metadata": {**meta, "name": "svclab-router"},
          # Native mode takes no keepalive time of its own: a third of the hold time.

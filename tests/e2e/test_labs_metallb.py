@@ -157,6 +157,69 @@ def test_c20_each_loadbalancer_service_takes_an_address(results):
 
 
 
+def test_c22_router_has_one_path_per_worker_and_traffic_enters_through_both(results, status):
+    facts = results["bgp", "router-learns-the-address"]["facts"]
+    workers = sorted(n for n in status["nodes"] if "control-plane" not in n)
+    assert set(facts["peers"].values()) == {"Established"} and len(facts["peers"]) == 3
+    assert facts["next_hops"] == workers == facts["eligible_nodes"]
+    assert facts["entry_nodes"] == workers and facts["answered"] == facts["tries"]
+    assert "not announcing (label node.kubernetes.io/exclude-from-external-load-balancers)" in \
+        " ".join(results["bgp", "router-learns-the-address"]["evidence"])
+
+
+def test_c23_local_policy_announced_only_by_the_pods_node(results):
+    facts = results["bgp", "local-announces-pod-nodes"]["facts"]
+    assert facts["next_hops"] == facts["backend_nodes"] and len(facts["next_hops"]) == 1
+    assert set(facts["sources"]) == {facts["client_ip"]}
+
+
+def test_c24_withdrawal_measured_by_the_prober(results):
+    facts = results["bgp", "node-withdrawn"]["facts"]
+    assert facts["cut_node"] not in facts["next_hops_after"] and facts["cut_node"] in facts["next_hops"]
+    assert 0 < facts["withdrawn_after"] <= 15
+    assert facts["failed_during"] >= 1 and facts["answered_after"] == facts["tried_after"]
+
+
+def test_c25_haproxy_checks_every_node_and_routes_around_one(results, status):
+    cluster = results["external-lb", "haproxy-in-front"]["facts"]
+    assert set(cluster["status"]) == set(status["nodes"]) and set(cluster["status"].values()) == {"UP"}
+    assert cluster["answered"] == cluster["tries"] and sum(1 for c in cluster["sessions"].values() if c) >= 2
+    local = results["external-lb", "haproxy-checks-local"]["facts"]
+    assert [n for n, s in local["status"].items() if s == "UP"] == local["backend_nodes"]
+    assert local["sessions"][local["backend_nodes"][0]] == local["tries"]
+    cut = results["external-lb", "node-cut-off"]["facts"]
+    assert 0 < cut["marked_down_after"] <= 6 and cut["failed_during"] == 0
+
+
+def test_c26_dns_round_robin_keeps_handing_out_the_dead_node(results):
+    spread = results["dns-round-robin", "name-lists-every-node"]["facts"]
+    assert spread["complete_answers"] == spread["tries"] and len(spread["first_by_node"]) >= 2
+    cut = results["dns-round-robin", "node-cut-off"]["facts"]
+    assert cut["answers_with_cut"] == cut["tries"]
+    assert 0 < cut["first_failed"] < cut["tries"] and cut["retry_failed"] == 0
+    assert cut["retries_needed"] == cut["first_failed"]
+
+
+def test_c27_tls_per_host_at_both_terminators(results):
+    for probe in ("ingress-terminates", "load-balancer-terminates"):
+        facts = results["tls", probe]["facts"]
+        assert set(facts["hosts"]) == {"shop.tls.svclab.test", "blog.tls.svclab.test"}
+        for host, seen in facts["hosts"].items():
+            assert seen["verified"] and f"CN={host}" in seen["subject"].replace(" ", "")
+            assert seen["forwarded_proto"] == "https"
+        assert not facts["wrong"]["verified"]
+
+
+def test_c28_raw_tcp_and_udp_but_not_through_the_ingress(results):
+    for probe in ("tcp-at-external-address", "udp-at-external-address"):
+        facts = results["tcp-udp", probe]["facts"]
+        assert facts["targets"] == facts["answered_targets"] == 1
+    assert results["tcp-udp", "udp-node-ports"]["facts"]["answered_targets"] == 3
+    for probe in ("tcp-not-through-ingress", "udp-not-through-ingress"):
+        facts = results["tcp-udp", probe]["facts"]
+        assert facts["targets"] == facts["silent_targets"] == 1
+
+
 def test_flipping_the_live_policy_changes_what_the_backend_sees(results):
     facts = results["traffic-policy", "flip-the-live-policy"]["facts"]
     assert (facts["before_policy"], facts["before_source"]) == ("Cluster", "node")
@@ -176,7 +239,8 @@ def test_diagnostics_bundle_from_the_live_cluster(cluster, results, tmp_path):
     assert events["items"]
     assert (folder / "svclab-loadbalancer" / "endpointslices.json").exists()
     assert any(p.name.startswith("speaker") for p in (folder / "metallb-system" / "logs").iterdir())
-    pools = json.loads((folder / "metallb-system" / "ipaddresspools.json").read_text())
-    assert pools["items"][0]["spec"]["addresses"] == [json.loads(
+    pools = {p["metadata"]["name"]: p for p in
+             json.loads((folder / "metallb-system" / "ipaddresspools.json").read_text())["items"]}
+    assert pools["svclab"]["spec"]["addresses"] == [json.loads(
         svclab("cluster.status", "--name", cluster, "--json").stdout)["pool"]]
     assert (folder / "kind-logs").is_dir() and any((folder / "kind-logs").iterdir())

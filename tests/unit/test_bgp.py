@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from svclab import labs, site
 from svclab.probes import edge
 from svclab.probes.base import Prediction
+from svclab.errors import SvclabError
 from svclab.probes.edge import POOL_SIZE, frr_bgpd_config, metallb_objects, pool_block
 from svclab.probes.kinds import bgp
 from svclab.probes.kinds.bgp import Expect, judge
@@ -105,6 +106,12 @@ def test_pool_block_holds_pool_size_addresses_short_of_the_broadcast(subnet):
     assert block.broadcast_address + POOL_SIZE == net.broadcast_address
 
 
+@pytest.mark.parametrize("subnet", ["172.20.0.0/28", "172.20.0.0/29", "172.20.0.0/30"])
+def test_pool_block_refuses_a_network_too_small(subnet):
+    with pytest.raises(SvclabError, match="too small for a BGP pool"):
+        pool_block(subnet)
+
+
 def test_the_recorded_addresses_came_from_the_pool():
     pool = ipaddress.ip_network(pool_block("172.19.0.0/16"))
     for probe in ("router-learns-the-address", "local-announces-pod-nodes", "node-withdrawn"):
@@ -172,7 +179,7 @@ def test_peers_none():
     assert judge(silent, expect) == []
     assert judge(facts, expect) == ["3 BGP sessions"]
     # A session still trying counts as well.
-    assert judge(silent | {"peers": {"172.18.0.2": "Connect"}}, expect) == ["1 BGP sessions"]
+    assert judge(silent | {"peers": {"172.18.0.2": "Connect"}}, expect) == ["1 BGP session"]
 
 
 def test_next_hops_all():

@@ -299,7 +299,7 @@ def test_first_attempts_fail():
     assert (healthy["first_failed"], cut["first_failed"]) == (0, 9)
     assert cut["first_by_node"]["dev-worker2"] == 9     # the failures: the answers that put the cut node first
     assert judge(healthy, Expect(first_attempts_fail=False)) == []
-    assert judge(cut, Expect(first_attempts_fail=False)) == ["9 first attempts failed"]
+    assert judge(cut, Expect(first_attempts_fail=False)) == ["9 of 30 first attempts failed"]
     assert judge(cut, Expect(first_attempts_fail=True)) == []
     assert judge(healthy, Expect(first_attempts_fail=True)) == ["no first attempt failed"]
     # The cut node's connections answered after all (the cut did not take).
@@ -316,12 +316,12 @@ def test_retrying_client_succeeds():
     # Every node dark: no address answers either client.
     all_dark = _with_attempts(cut, [a | {"first_ok": False, "retry_ok": False, "retry_by": None,
                                          "retry_failed": a["answer"]} for a in cut["attempts"]])
-    assert judge(all_dark, expect) == ["the retrying client failed 30 times"]
+    assert judge(all_dark, expect) == ["the retrying client failed 30 of 30 times"]
     # The answers that put the cut node first failing the retrying client too (its connect timeout
     # taking the whole time allowed, say).
     some_dark = _with_attempts(cut, [a | {"retry_ok": False, "retry_by": None, "retry_failed": a["answer"]}
                                      if not a["first_ok"] else a for a in cut["attempts"]])
-    assert judge(some_dark, expect) == ["the retrying client failed 9 times"]
+    assert judge(some_dark, expect) == ["the retrying client failed 9 of 30 times"]
     assert judge(some_dark, Expect(retrying_client_succeeds=False)) == []
     assert judge(cut, Expect(retrying_client_succeeds=False)) == ["the retrying client always succeeded"]
 
@@ -346,7 +346,7 @@ def test_the_labs_cut_off_expectation_checks_every_key():
     # Every node dark.
     dark = _with_attempts(facts, [a | {"first_ok": False, "retry_ok": False, "retry_by": None,
                                        "retry_failed": a["answer"]} for a in facts["attempts"]])
-    assert judge(dark, expect) == ["the retrying client failed 30 times"]
+    assert judge(dark, expect) == ["the retrying client failed 30 of 30 times"]
 
 
 def test_the_labs_healthy_expectation_checks_every_key():
@@ -357,7 +357,7 @@ def test_the_labs_healthy_expectation_checks_every_key():
     broken = _with_attempts(facts, [_attempt([CUT, "172.18.0.4"], first_ok=False, retry_failed=[CUT],
                                              retry_by=None)] * 20)
     assert judge(broken, expect) == ["20 of 20 answers missed a node", "first addresses on 1 node(s)",
-                                     "20 first attempts failed", "the retrying client failed 20 times"]
+                                     "20 of 20 first attempts failed", "the retrying client failed 20 of 20 times"]
 
 
 # ------------------------------------------------------------------ what the expectations say, the spec

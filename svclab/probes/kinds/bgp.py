@@ -197,7 +197,7 @@ def judge(facts: dict[str, Any], expect: Expect, topology: Topology | None = Non
     peers = facts.get("peers") or {}
     eligible = set(facts.get("eligible_nodes") or [])
     if expect.peers == "none" and peers:
-        problems.append(f"{len(peers)} BGP sessions")
+        problems.append(f"{len(peers)} BGP session{'s' if len(peers) > 1 else ''}")
     if expect.peers == "all":
         missing = sorted(eligible - {n for n, s in peers.items() if s == "Established"})
         if missing or not eligible:

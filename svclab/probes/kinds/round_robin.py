@@ -210,11 +210,11 @@ def judge(facts: dict[str, Any], expect: Expect, topology: Topology | None = Non
         if expect.first_attempts_fail and not failed:
             problems.append("no first attempt failed")
         if not expect.first_attempts_fail and failed:
-            problems.append(f"{failed} first attempts failed")
+            problems.append(f"{failed} of {len(attempts)} first attempts failed")
     if expect.retrying_client_succeeds is not None:
         failed = facts.get("retry_failed", 0)
         if expect.retrying_client_succeeds and failed:
-            problems.append(f"the retrying client failed {failed} times")
+            problems.append(f"the retrying client failed {failed} of {len(attempts)} times")
         if not expect.retrying_client_succeeds and not failed:
             problems.append("the retrying client always succeeded")
     return problems
