@@ -148,7 +148,18 @@ def _sources(facts: dict | None) -> str:
 
 
 COMPARISON_COLUMNS = ("provider", "address assigned", "reachable on :80", "source (Cluster)",
-                      "source (Local)", "health check per node", "failover")
+                      "source (Local)", "health check per node", "failover", "BGP next hops",
+                      "BGP withdrawal", "HAProxy UP (Local)", "HAProxy mark-down", "DNS RR first-try failures")
+
+
+def _short(node: str) -> str:
+    return node.rsplit("-", 1)[-1]
+
+
+def _seconds(facts: dict | None, key: str, absent: str = "none") -> str:
+    if facts is None:
+        return "not run"
+    return f"{facts[key]}s" if facts.get(key) is not None else absent
 
 
 def comparison_rows(docs: Sequence[dict]) -> list[dict[str, str]]:
@@ -159,6 +170,9 @@ def comparison_rows(docs: Sequence[dict]) -> list[dict[str, str]]:
         reach = _facts(doc, "loadbalancer", "port-80-at-external-address")
         health = _facts(doc, "traffic-policy", "health-check-per-node")
         failover = _facts(doc, "failover", "holder-fails")
+        bgp = _facts(doc, "bgp", "router-learns-the-address")
+        haproxy = _facts(doc, "external-lb", "haproxy-checks-local")
+        dns = _facts(doc, "dns-round-robin", "node-cut-off")
         rows.append({
             "provider": doc.get("provider", "?"),
             "address assigned": "not run" if address is None else (address.get("value") or "<pending>"),
@@ -167,8 +181,15 @@ def comparison_rows(docs: Sequence[dict]) -> list[dict[str, str]]:
             "source (Local)": _sources(_facts(doc, "traffic-policy", "local-policy-lb-keeps-client")),
             "health check per node": "not run" if health is None else
                 " ".join(f"{node.rsplit('-', 1)[-1]}:{code}" for node, code in sorted(health.get("codes", {}).items())),
-            "failover": "not run" if failover is None else
-                (f"{failover['failover_seconds']}s" if failover.get("failover_seconds") is not None else "none"),
+            "failover": _seconds(failover, "failover_seconds"),
+            "BGP next hops": "not run" if bgp is None else
+                (" ".join(_short(n) for n in bgp.get("next_hops") or []) or "none"),
+            "BGP withdrawal": _seconds(_facts(doc, "bgp", "node-withdrawn"), "withdrawn_after"),
+            "HAProxy UP (Local)": "not run" if haproxy is None else
+                (" ".join(_short(n) for n, s in sorted((haproxy.get("status") or {}).items()) if s == "UP") or "none"),
+            "HAProxy mark-down": _seconds(_facts(doc, "external-lb", "node-cut-off"), "marked_down_after"),
+            "DNS RR first-try failures": "not run" if dns is None else
+                f"{dns.get('first_failed', 0)}/{len(dns.get('attempts') or [])}",
         })
     return rows
 

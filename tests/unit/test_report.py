@@ -54,6 +54,11 @@ def test_provider_comparison_rows():
         r("traffic-policy", "local-policy-lb-keeps-client", {"source_kinds": ["client"]}),
         r("traffic-policy", "health-check-per-node", {"codes": {"c-control-plane": 503, "c-worker": 200}}),
         r("failover", "holder-fails", {"failover_seconds": 7.1}),
+        r("bgp", "router-learns-the-address", {"next_hops": ["c-worker", "c-worker2"]}),
+        r("bgp", "node-withdrawn", {"withdrawn_after": 5.4}),
+        r("external-lb", "haproxy-checks-local", {"status": {"c-control-plane": "DOWN", "c-worker": "UP"}}),
+        r("external-lb", "node-cut-off", {"marked_down_after": 2.5}),
+        r("dns-round-robin", "node-cut-off", {"first_failed": 10, "attempts": [{}] * 30}),
     ]}
     bare = {"provider": "none", "results": [
         r("loadbalancer", "external-address", {"value": None}),
@@ -63,11 +68,14 @@ def test_provider_comparison_rows():
     rows = report.comparison_rows([metallb, bare])
     assert rows[0] == {"provider": "metallb", "address assigned": "172.18.255.240", "reachable on :80": "yes",
                        "source (Cluster)": "node", "source (Local)": "client",
-                       "health check per node": "plane:503 worker:200", "failover": "7.1s"}
+                       "health check per node": "plane:503 worker:200", "failover": "7.1s",
+                       "BGP next hops": "worker worker2", "BGP withdrawal": "5.4s", "HAProxy UP (Local)": "worker",
+                       "HAProxy mark-down": "2.5s", "DNS RR first-try failures": "10/30"}
     assert rows[1]["address assigned"] == "<pending>"
     assert rows[1]["reachable on :80"] == "no"
     assert rows[1]["source (Cluster)"] == "no answer"
     assert rows[1]["source (Local)"] == "not run" and rows[1]["failover"] == "not run"
+    assert rows[1]["BGP withdrawal"] == rows[1]["DNS RR first-try failures"] == "not run"
 
 
 def test_junit_has_a_case_per_probe_and_failures():
