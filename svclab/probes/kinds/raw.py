@@ -27,6 +27,7 @@ EXAMPLE = """
 """
 
 WAIT = 2   # seconds netcat waits for an answer (and, over UDP, for the end of one)
+NO_NC = "svclab: no nc"
 
 
 class Expect(Expectation):
@@ -64,9 +65,10 @@ def raw_script(protocol: str, host: str, port: int, tries: int) -> str:
     """TRIES attempts with netcat, each answer printed followed by 0x1f (HOST and PORT validated)."""
     send = (f"nc -w {WAIT} {host} {int(port)} </dev/null" if protocol == "tcp"
             else f"printf 'hostname' | nc -u -w {WAIT} {host} {int(port)}")
-    return ("command -v nc >/dev/null || exit 127; "
+    # The client's shell is a long-lived session (outside.py): the script must not exit it.
+    return (f"if ! command -v nc >/dev/null; then printf '{NO_NC}\\n'; else "
             f"i=0; while [ $i -lt {int(tries)} ]; do i=$((i+1)); "
-            f"answer=$({send} 2>/dev/null); printf '%s\\037\\n' \"$answer\"; done")
+            f"answer=$({send} 2>/dev/null); printf '%s\\037\\n' \"$answer\"; done; fi")
 
 
 def parse_raw(output: str) -> list[str]:
@@ -99,8 +101,8 @@ def observe(ctx, spec: Spec) -> Observation:
     samples = []
     for label, host, port in found:
         script = raw_script(spec.protocol, lab_address(ctx, host), port, spec.tries)
-        code, output = outside_run(ctx, script, timeout=spec.tries * (WAIT + 2))
-        if code == 127:
+        _, output = outside_run(ctx, script, timeout=spec.tries * (WAIT + 2))
+        if NO_NC in output:
             raise SvclabError("the outside client has no nc (netcat), which raw probes need",
                               hint="its image is older than svclab's: `svclab cluster.down` and `cluster.up` make a new one")
         answers = parse_raw(output)
