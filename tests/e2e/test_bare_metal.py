@@ -29,6 +29,14 @@ def test_bare_metal_loadbalancer_stays_pending_and_cleans_up(cluster, tmp_path):
         # Without an external address the policies still show through the node ports.
         assert set(policy["local-policy-keeps-client"]["facts"]["source_kinds"]) == {"client"}
         assert set(policy["cluster-policy-hides-client"]["facts"]["source_kinds"]) == {"node"}
+        # Bare metal's own answers: a load balancer of your own, DNS round-robin, nodePorts for UDP,
+        # TLS at the Ingress controller through a nodePort; no BGP speaker in the cluster.
+        every = {(r["lab"], r["probe"]): r for r in data["results"]}
+        assert set(every["external-lb", "haproxy-in-front"]["facts"]["status"].values()) == {"UP"}
+        assert every["dns-round-robin", "node-cut-off"]["facts"]["retry_failed"] == 0
+        assert every["tcp-udp", "udp-node-ports"]["facts"]["answered_targets"] == 2
+        assert "nodePort" in " ".join(every["tls", "ingress-terminates"]["evidence"])
+        assert every["bgp", "router-learns-the-address"]["facts"]["peers"] == {}
     finally:
         svclab("cluster.down", "--name", BARE)
     assert docker_objects("svclab.io/cluster=" + BARE) == before == {"containers": [], "networks": []}

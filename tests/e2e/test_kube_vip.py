@@ -31,6 +31,9 @@ def test_kube_vip_runs_every_lab_and_fails_over(cluster, tmp_path):
         assert failover["holder_after"] != failover["holder_before"]
         assert 0 < failover["failover_seconds"] < 90
         assert set(results["traffic-policy", "local-policy-lb-keeps-client"]["facts"]["source_kinds"]) == {"client"}
+        # kube-vip speaks no BGP here: the router beside the cluster sees no session.
+        assert results["bgp", "router-learns-the-address"]["facts"]["peers"] == {}
+        assert results["tcp-udp", "udp-at-external-address"]["facts"]["answered_targets"] == 1
     finally:
         svclab("cluster.down", "--name", KUBE_VIP)
     assert docker_objects("svclab.io/cluster=" + KUBE_VIP) == {"containers": [], "networks": []}
