@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .. import config
 
-__all__ = ["PROVIDERS", "Expectation", "NodeInfo", "Observation", "Prediction", "ProbeSpec", "Topology"]
+__all__ = ["PROVIDERS", "CutOffSpec", "Expectation", "NodeInfo", "Observation", "Prediction", "ProbeSpec", "Topology"]
 
 # The load-balancer implementations an expectation may be given for (svclab.providers).
 Provider = Literal[config.PROVIDERS]
@@ -173,3 +173,23 @@ class ProbeSpec(BaseModel, Generic[E]):
     def rules_service(self) -> str | None:
         """The Service whose node rules this probe's path crosses (for `svclab lab.rules`), if any."""
         return None
+
+
+class CutOffSpec(ProbeSpec[E], Generic[E]):
+    """A probe that may cut a node without a backend pod off the network while it observes (and so
+    runs alone when it does). CUT_OFF_KEYS: expectation keys that mean nothing without the cut."""
+
+    CUT_OFF_KEYS: ClassVar[tuple[str, ...]] = ()
+
+    cut_off: bool = Field(False, description="Cut off a node without a backend pod while probing.")
+
+    def changes_cluster(self) -> bool:
+        return self.cut_off
+
+    @model_validator(mode="after")
+    def _cut_off_keys_need_a_cut(self):
+        for expect in [self.expect, *(self.expect_by_provider or {}).values()]:
+            given = [k for k in self.CUT_OFF_KEYS if expect and k in expect.given()]
+            if given and not self.cut_off:
+                raise ValueError(f"expect.{given[0]} needs cut_off: true")
+        return self

@@ -22,7 +22,7 @@ from ..kube import poll
 from ..outside import dial_script, parse_dial
 from .base import HOST_NAME
 
-__all__ = ["field", "service", "external_ip", "lb_allocation_failure", "wait_external_ip", "outside_run",
+__all__ = ["field", "service", "node_port", "external_ip", "lb_allocation_failure", "wait_external_ip", "outside_run",
            "outside_dial", "outside_get", "lab_address", "dial", "arp_holder", "CLUSTER_NETWORKS"]
 
 
@@ -47,6 +47,15 @@ def service(ctx, name: str) -> dict[str, Any]:
     if svc is None:
         raise SvclabError(f"Service {namespace}/{name} does not exist")
     return svc
+
+
+def node_port(ctx, name: str, *, for_what: str) -> tuple[dict[str, Any], int]:
+    """The Service NAME and its first port's nodePort; an error saying FOR_WHAT needs one if it has none."""
+    svc = service(ctx, name)
+    ports = svc["spec"].get("ports") or []
+    if not ports or not ports[0].get("nodePort"):
+        raise SvclabError(f"Service {name} has no nodePort for {for_what}")
+    return svc, int(ports[0]["nodePort"])
 
 
 def external_ip(svc: dict[str, Any]) -> str | None:

@@ -7,13 +7,13 @@ requests that failed meanwhile."""
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from ...errors import SvclabError
 from ...kube import poll
-from ..base import NAME, Expectation, Observation, Prediction, ProbeSpec, Topology
+from ..base import NAME, CutOffSpec, Expectation, Observation, Prediction, Topology
 from ..edge import BGP_POOL, HOLD_SECONDS, KEEPALIVE_SECONDS, ensure_edge, router_json
 from ..outage import cut_off, spare_node
 from ..traffic import external_ip, outside_dial, service, wait_external_ip
@@ -71,27 +71,17 @@ class Expect(Expectation):
         return None
 
 
-class Spec(ProbeSpec[Expect]):
+class Spec(CutOffSpec[Expect]):
     """Gives SERVICE an address from the BGP pool, reads the router and sends TRIES requests
     through it; with CUT_OFF, cuts off a node without a backend pod and probes through the router
     until its path is withdrawn (at most WITHIN seconds), then restores it."""
 
+    CUT_OFF_KEYS: ClassVar[tuple[str, ...]] = ("withdrawn_within", "answers_after")
+
     kind: Literal["bgp"]
     service: str = Field(pattern=NAME, description=f"A LoadBalancer Service asking for MetalLB's pool {BGP_POOL}.")
     tries: int = Field(16, ge=1, le=100, description="Requests through the router.")
-    cut_off: bool = Field(False, description="Cut off a node without a backend pod while probing.")
     within: float = Field(30, gt=0, le=120, description="cut_off: seconds to wait for the withdrawal.")
-
-    def changes_cluster(self) -> bool:
-        return self.cut_off
-
-    @model_validator(mode="after")
-    def _cut_off_keys_need_a_cut(self):
-        for expect in [self.expect, *(self.expect_by_provider or {}).values()]:
-            given = [k for k in ("withdrawn_within", "answers_after") if expect and k in expect.given()]
-            if given and not self.cut_off:
-                raise ValueError(f"expect.{given[0]} needs cut_off: true")
-        return self
 
 
 def _peers(edge, names: dict[str, str]) -> dict[str, str]:

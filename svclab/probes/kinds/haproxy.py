@@ -10,15 +10,15 @@ from __future__ import annotations
 import csv
 import io
 import time
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from ...errors import SvclabError
 from ...kube import poll
-from ..base import NAME, Expectation, Observation, Prediction, ProbeSpec, Topology
+from ..base import NAME, CutOffSpec, Expectation, Observation, Prediction, Topology
 from ..outage import cut_off, spare_node
-from ..traffic import external_ip, lab_address, outside_dial, outside_run, service
+from ..traffic import external_ip, lab_address, node_port, outside_dial, outside_run
 
 EXAMPLE = """
 - id: haproxy-in-front
@@ -67,27 +67,17 @@ class Expect(Expectation):
         return None
 
 
-class Spec(ProbeSpec[Expect]):
+class Spec(CutOffSpec[Expect]):
     """Configures HAProxy for SERVICE, reads its stats, sends TRIES requests through it; with CUT_OFF,
     cuts off a worker without a backend pod and sends requests through HAProxy one after another
     (at least 100 ms apart) until HAProxy marks it DOWN (at most WITHIN seconds), then restores it."""
 
+    CUT_OFF_KEYS: ClassVar[tuple[str, ...]] = ("marked_down_within", "failures_at_most")
+
     kind: Literal["haproxy"]
     service: str = Field(pattern=NAME, description="A Service in the lab's namespace with a nodePort.")
     tries: int = Field(12, ge=1, le=100, description="Requests sent through HAProxy.")
-    cut_off: bool = Field(False, description="Cut off a node without a backend pod while probing.")
     within: float = Field(20, gt=0, le=120, description="cut_off: seconds to wait for HAProxy to mark it DOWN.")
-
-    def changes_cluster(self) -> bool:
-        return self.cut_off
-
-    @model_validator(mode="after")
-    def _cut_off_keys_need_a_cut(self):
-        for expect in [self.expect, *(self.expect_by_provider or {}).values()]:
-            given = [k for k in ("marked_down_within", "failures_at_most") if expect and k in expect.given()]
-            if given and not self.cut_off:
-                raise ValueError(f"expect.{given[0]} needs cut_off: true")
-        return self
 
 
 def haproxy_config(servers: list[tuple[str, str]], node_port: int, check_port: int, check_path: str, *,
@@ -148,11 +138,7 @@ def observe(ctx, spec: Spec) -> Observation:
     from ... import site
     from ...network import docker_client
 
-    svc = service(ctx, spec.service)
-    ports = svc["spec"].get("ports") or []
-    if not ports or not ports[0].get("nodePort"):
-        raise SvclabError(f"Service {spec.service} has no nodePort for HAProxy to send to")
-    node_port = int(ports[0]["nodePort"])
+    svc, port = node_port(ctx, spec.service, for_what="HAProxy to send to")
     local = svc["spec"].get("externalTrafficPolicy") == "Local"
     if local:
         check_port, check_path = svc["spec"].get("healthCheckNodePort"), "/"
@@ -169,11 +155,11 @@ def observe(ctx, spec: Spec) -> Observation:
     machine = site.Machine(role=f"haproxy-{ctx.lab.id}-{spec.service}", image=site.haproxy_image(), user="65534:65534",
                            argv=("haproxy", "-db", "-f", "/etc/svclab/haproxy.cfg"),
                            files=(("/etc/svclab/haproxy.cfg",
-                                   haproxy_config(servers, node_port, int(check_port), check_path)),))
+                                   haproxy_config(servers, port, int(check_port), check_path)),))
     address = lab_address(ctx, site.ensure(docker_client(), cluster=ctx.settings.cluster_name,
                                            network=ctx.settings.network, machine=machine))
     stats, _ = poll(lambda: _stats(ctx, address), settled, timeout=ctx.settings.wait_timeout / 4, interval=0.25)
-    evidence = [f"HAProxy at {address}:{FRONTEND_PORT} → nodePort {node_port} on {len(servers)} nodes, "
+    evidence = [f"HAProxy at {address}:{FRONTEND_PORT} → nodePort {port} on {len(servers)} nodes, "
                 f"checked on {check} every {CHECK_INTERVAL_MS} ms"]
     if svc["spec"].get("type") == "LoadBalancer":
         evidence.append(f"{spec.service}: type LoadBalancer, class {svc['spec'].get('loadBalancerClass') or 'default'}, "

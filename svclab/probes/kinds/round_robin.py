@@ -12,10 +12,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from ...errors import SvclabError
-from ..base import NAME, Expectation, Observation, Prediction, ProbeSpec, Topology
+from ..base import NAME, CutOffSpec, Expectation, Observation, Prediction, Topology
 from ..outage import cut_off, spare_node
-from ..traffic import lab_address, outside_run, service
+from ..traffic import lab_address, node_port, outside_run
 
 EXAMPLE = """
 - id: name-lists-every-node
@@ -57,17 +56,13 @@ class Expect(Expectation):
         return None
 
 
-class Spec(ProbeSpec[Expect]):
+class Spec(CutOffSpec[Expect]):
     """Serves SERVICE's name with every node's address, then TRIES attempts by both clients; with
     CUT_OFF, a worker without a backend pod is cut off during the attempts."""
 
     kind: Literal["round-robin"]
     service: str = Field(pattern=NAME, description="A Service in the lab's namespace with a nodePort.")
     tries: int = Field(30, ge=1, le=100, description="Attempts: one DNS answer, then each client's connection.")
-    cut_off: bool = Field(False, description="Cut off a node without a backend pod during the attempts.")
-
-    def changes_cluster(self) -> bool:
-        return self.cut_off
 
 
 def corefile(hosts_file: str) -> str:
@@ -131,11 +126,7 @@ def observe(ctx, spec: Spec) -> Observation:
     from ... import site
     from ...network import docker_client
 
-    svc = service(ctx, spec.service)
-    ports = svc["spec"].get("ports") or []
-    if not ports or not ports[0].get("nodePort"):
-        raise SvclabError(f"Service {spec.service} has no nodePort for clients to connect to")
-    port = int(ports[0]["nodePort"])
+    _, port = node_port(ctx, spec.service, for_what="clients to connect to")
     nodes = {lab_address(ctx, n.ip): n.name for n in ctx.topology.nodes}
     name = f"{spec.service}.{ctx.lab.id}.{ZONE}"
     machine = site.Machine(role=f"dns-{ctx.lab.id}-{spec.service}", image=site.dns_image(),

@@ -16,7 +16,7 @@ from ...certs import CA_NAME, LabCA
 from ...errors import SvclabError
 from ...kube import poll
 from ..base import HOST_NAME, NAME, Expectation, Observation, Prediction, ProbeSpec, Topology
-from ..traffic import external_ip, lab_address, outside_run, service, wait_external_ip
+from ..traffic import external_ip, lab_address, node_port, outside_run, service, wait_external_ip
 from .haproxy import KUBE_PROXY_HEALTH, TLS_PORT, _stats, haproxy_config, settled
 
 EXAMPLE = """
@@ -135,12 +135,9 @@ def _haproxy_target(ctx, spec: Spec, ca: LabCA) -> tuple[str, int, list[str]]:
     from ... import site
     from ...network import docker_client
 
-    svc = service(ctx, spec.service)
-    ports = svc["spec"].get("ports") or []
-    if not ports or not ports[0].get("nodePort"):
-        raise SvclabError(f"Service {spec.service} has no nodePort for HAProxy to send to")
+    _, port = node_port(ctx, spec.service, for_what="HAProxy to send to")
     servers = [(n.name, lab_address(ctx, n.ip)) for n in ctx.topology.nodes]
-    files = [("/etc/svclab/haproxy.cfg", haproxy_config(servers, int(ports[0]["nodePort"]), KUBE_PROXY_HEALTH,
+    files = [("/etc/svclab/haproxy.cfg", haproxy_config(servers, port, KUBE_PROXY_HEALTH,
                                                         "/healthz", tls_certs="/etc/svclab/certs"))]
     for host in spec.hosts:
         issued = ca.issue(host)
@@ -152,7 +149,7 @@ def _haproxy_target(ctx, spec: Spec, ca: LabCA) -> tuple[str, int, list[str]]:
                                            network=ctx.settings.network, machine=machine))
     poll(lambda: _stats(ctx, address), settled, timeout=ctx.settings.wait_timeout / 4, interval=0.25)
     return address, TLS_PORT, [f"HAProxy at {address}:{TLS_PORT} terminates TLS with certificates signed by "
-                               f"{CA_NAME}, in front of nodePort {ports[0]['nodePort']} on {len(servers)} nodes"]
+                               f"{CA_NAME}, in front of nodePort {port} on {len(servers)} nodes"]
 
 
 def observe(ctx, spec: Spec) -> Observation:
