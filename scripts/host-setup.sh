@@ -124,12 +124,16 @@ bounding_lacks_sys_resource() {
 }
 
 privileged_works() {
-  # Any local image will do: the container only has to be created and started.
-  local image
-  image=$(docker images --format '{{.Repository}}:{{.Tag}}' | grep -v '<none>' | head -n1)
-  [[ -n $image ]] || return 0   # nothing to try with yet; the wrapper decision relies on CapBnd
-  docker run --rm --privileged --entrypoint /bin/true "$image" >/dev/null 2>&1 ||
-    docker run --rm --privileged --entrypoint true "$image" >/dev/null 2>&1
+  # Any local image that has a `true` or a shell will do: the container only has to be created and
+  # started. Images made of one program (a slimmed HAProxy) have neither, so a few are tried.
+  local image tried=0
+  while IFS= read -r image; do
+    tried=$((tried + 1))
+    docker run --rm --privileged --entrypoint /bin/true "$image" >/dev/null 2>&1 && return 0
+    docker run --rm --privileged --entrypoint /bin/sh "$image" -c true >/dev/null 2>&1 && return 0
+    ((tried < 5)) || break
+  done < <(docker images --format '{{.Repository}}:{{.Tag}}' | grep -v '<none>')
+  ((tried == 0))   # nothing to try with yet: the wrapper decision relies on CapBnd
 }
 
 installed_dockerd() {   # an installed dockerd (Debian's docker.io, docker-ce, ...), if any

@@ -103,7 +103,9 @@ class Machine:
                 [[ ${{2:-}} == --format ]] && echo 2 || echo "Server Version: 26.1.5" ;;
               version) up && echo 26.1.5 ;;
               images) cat "$STATE/images" 2>/dev/null || true ;;
-              run) [[ -e $STATE/privileged-works ]] ;;
+              # An image listed in one-program-images has neither /bin/true nor /bin/sh.
+              run) [[ -e $STATE/privileged-works ]] || exit 126
+                   for arg in "$@"; do [[ -e "$STATE/one-program-images" ]] && [[ "$(cat "$STATE/one-program-images")" == *"$arg"* ]] && [[ $arg == *:* ]] && exit 127; done; true ;;
             esac
         """)
         self.write_stub(self.tmp / "dockerd.stub", "dockerd", 'touch "$STATE/docker-up"')
@@ -373,6 +375,21 @@ def test_ci_host_gets_docker_io_the_runtime_wrapper_and_limits(tmp_path):
     assert daemon == {"runtimes": {"svclab-runc": {"path": str(wrapper)}}, "default-runtime": "svclab-runc"}
     assert m.calls("dockerd") == ["dockerd "]
     assert "registered svclab-runc" in run.stderr and "docker 26.1.5 answers" in run.stderr
+
+
+def test_a_one_program_image_does_not_pass_for_a_privileged_failure(tmp_path):
+    """The newest images may hold one program and no `true` (svclab's slimmed HAProxy): a run that
+    fails for that reason is not taken as `--privileged` failing; the next image is tried."""
+    m = Machine(tmp_path, uid=1000, sudo="password", capbnd=CAPBND_NO_SYS_RESOURCE, dockerd="/usr/sbin/dockerd",
+                docker="up")
+    (m.state / "images").write_text("haproxy:2.6.12\nquay.io/frrouting/frr:8.4.4\ndebian:bookworm\n")
+    (m.state / "one-program-images").write_text("haproxy:2.6.12\nquay.io/frrouting/frr:8.4.4\n")
+    (m.state / "privileged-works").touch()
+    run = m.run()
+    assert run.returncode == 0, run.stderr
+    assert "lacks CAP_SYS_RESOURCE" not in run.stderr
+    runs = [c for c in m.calls("docker") if c.startswith("docker run")]
+    assert runs[-1].endswith("debian:bookworm") and len(runs) == 5
 
 
 def test_wrapper_needed_but_not_allowed(tmp_path):
