@@ -59,7 +59,7 @@ class LabCA:
         cert_path, key_path = self.root / f"{host}.pem", self.root / f"{host}.key"
         if cert_path.exists() and key_path.exists():
             cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-            if cert.issuer == ca_cert.subject and cert.not_valid_after_utc - RENEW_BEFORE > _now():
+            if _signed_by(cert, ca_cert) and cert.not_valid_after_utc - RENEW_BEFORE > _now():
                 return Issued(host, cert_path.read_text(), key_path.read_text())
         key = _new_key()
         cert = _build(x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, host)]), key.public_key(),
@@ -90,6 +90,15 @@ class LabCA:
         path.touch(mode=0o600)
         path.chmod(0o600)
         path.write_text(text)
+
+
+def _signed_by(cert, ca_cert) -> bool:
+    """Whether CA_CERT signed CERT (every lab CA has the same name: the signature tells them apart)."""
+    try:
+        cert.verify_directly_issued_by(ca_cert)
+        return True
+    except (ValueError, TypeError, Exception):  # noqa: BLE001 - InvalidSignature and friends: not this CA's
+        return False
 
 
 def _serialization():

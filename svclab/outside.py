@@ -212,14 +212,14 @@ def parse_dial(output: str) -> dict[str, list[str]]:
         if status == 0:
             responses.append(body.strip())
         else:
-            errors.append(_failure(status, body.partition(_VERBOSE)[2]))
+            errors.append(failure_reason(status, body.partition(_VERBOSE)[2]))
     return {"responses": responses, "errors": errors}
 
 
 _REASON = re.compile(r"^\* (?:connect to .* failed|Immediate connect fail for .*?|Failed to connect to .*?): (.+)$", re.M)
 
 
-def _failure(status: int, log: str) -> str:
+def failure_reason(status: int, log: str) -> str:
     """One line for a failed try: curl's message, with the kernel's reason where its verbose LOG
     has one."""
     message = next((line for line in reversed(log.splitlines()) if line.startswith("curl: (")), f"curl exited {status}")

@@ -82,12 +82,18 @@ def crd_established(obj: Obj) -> bool:
     return _condition_true(obj, "Established")
 
 
+# On a lab's Service whose pods are meant never to be ready: the lab does not wait for them.
+NEVER_READY = "svclab.io/never-ready"
+
+
 def endpoints_ready(services: list[Obj], slices: list[Obj]) -> bool:
-    """Whether every Service with a selector among SERVICES has a ready endpoint in SLICES."""
+    """Whether every Service with a selector among SERVICES has a ready endpoint in SLICES (a
+    Service annotated svclab.io/never-ready: "true" aside)."""
     served = {(sl.get("metadata", {}).get("labels") or {}).get("kubernetes.io/service-name")
               for sl in slices
               if any((ep.get("conditions") or {}).get("ready") is True for ep in sl.get("endpoints") or [])}
-    return all(svc["metadata"]["name"] in served for svc in services if (svc.get("spec") or {}).get("selector"))
+    return all(svc["metadata"]["name"] in served for svc in services if (svc.get("spec") or {}).get("selector")
+               and ((svc.get("metadata") or {}).get("annotations") or {}).get(NEVER_READY) != "true")
 
 
 def _timestamp(value: str | None) -> float | None:

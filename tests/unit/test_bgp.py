@@ -290,7 +290,8 @@ def test_the_labs_expectations_check_every_key():
     down = facts | {"peers": {n: "Active" for n in facts["peers"]}, "next_hops": [], "entry_nodes": [],
                     "sources": [], "answered": 0}
     assert judge(down, expect) == ["no established session with dev-worker, dev-worker2",
-                                   "next hops none, not dev-worker, dev-worker2", "entered through 0 node(s)",
+                                   "next hops none, not dev-worker, dev-worker2",
+                                   "16 of 16 requests through the router unanswered", "entered through 0 node(s)",
                                    "no answer"]
     local = next(p for p in labs.load_lab("bgp").probes if p.id == "local-announces-pod-nodes")
     assert judge(facts, local.expectation("metallb")) == ["next hops dev-worker, dev-worker2, not dev-worker",

@@ -39,6 +39,7 @@ class Expect(Expectation):
     next_hops: Literal["all", "backends"] | None = Field(
         None, description="The router's next hops for the address: every node that may announce, or exactly "
                           "the nodes running a backend pod.")
+    answers: bool | None = Field(None, description="Every request through the router answered.")
     entry_nodes_at_least: int | None = Field(
         None, ge=1, description="Requests through the router entered the cluster through at least this many nodes.")
     source: Literal["client", "node"] | None = Field(
@@ -52,6 +53,7 @@ class Expect(Expectation):
         return {
             "peers": lambda: "a session with every node" if value == "all" else "no BGP session",
             "next_hops": lambda: "a next hop per node" if value == "all" else "next hops = the pods' nodes",
+            "answers": lambda: "answers through the router" if value else "no answer through the router",
             "entry_nodes_at_least": lambda: f"enters through ≥{value} nodes",
             "source": lambda: "source = client address" if value == "client" else "source = a node address",
             "withdrawn_within": lambda: f"path withdrawn within {value:g}s",
@@ -197,6 +199,12 @@ def judge(facts: dict[str, Any], expect: Expect, topology: Topology | None = Non
         hops = set(facts.get("next_hops") or [])
         if hops != want or not want:
             problems.append(f"next hops {', '.join(sorted(hops)) or 'none'}, not {', '.join(sorted(want)) or 'none'}")
+    if expect.answers is not None:
+        answered, tries = facts.get("answered", 0), facts.get("tries", 0)
+        if expect.answers and (answered < tries or not tries):
+            problems.append(f"{tries - answered} of {tries} requests through the router unanswered")
+        if not expect.answers and answered:
+            problems.append(f"{answered} of {tries} requests through the router answered")
     if expect.entry_nodes_at_least is not None and len(facts.get("entry_nodes") or []) < expect.entry_nodes_at_least:
         problems.append(f"entered through {len(facts.get('entry_nodes') or [])} node(s)")
     if expect.source is not None:

@@ -31,6 +31,8 @@ class Expect(Expectation):
     source: Literal["client", "node"] | None = Field(
         None, description="The source address the backend reports (request: clientip): the client's own, or a node's.")
     min_backends: int | None = Field(None, ge=1, description="At least this many different pods answered.")
+    max_backends: int | None = Field(
+        None, ge=1, description="At most this many different pods answered (1: every request reached the same pod).")
     min_backend_nodes: int | None = Field(None, ge=1, description="Those pods ran on at least this many nodes.")
     backend_prefix: str | None = Field(None, min_length=1, description="Every answer came from a pod whose name starts so.")
 
@@ -39,6 +41,7 @@ class Expect(Expectation):
             "answers": lambda: "answers" if value else "no answer",
             "source": lambda: "source = client address" if value == "client" else "source = a node address",
             "min_backends": lambda: f"≥{value} backends",
+            "max_backends": lambda: "always the same pod" if value == 1 else f"≤{value} backends",
             "min_backend_nodes": lambda: f"on ≥{value} nodes",
             "backend_prefix": lambda: f"served by {value}*",
         }[key]()
@@ -50,6 +53,8 @@ class Expect(Expectation):
     def prediction(self) -> Prediction | None:
         if self.source:
             return Prediction(("client", "node"), self.source)
+        if self.max_backends == 1:
+            return Prediction(("the same pod", "different pods"), "the same pod")
         if self.answers is not None and len(self.given()) == 1:
             return Prediction(("answers", "no answer"), "answers" if self.answers else "no answer")
         return None
@@ -196,6 +201,8 @@ def judge(facts: dict[str, Any], expect: Expect, topology: Topology | None = Non
             elif any(s != want for s in sources):
                 problems.append(f"source addresses were {', '.join(sorted(set(sources)))}")
         elif key == "min_backends" and len(facts.get("backends", [])) < want:
+            problems.append(f"reached {len(facts.get('backends', []))} backends")
+        elif key == "max_backends" and (len(facts.get("backends", [])) > want or not facts.get("backends")):
             problems.append(f"reached {len(facts.get('backends', []))} backends")
         elif key == "min_backend_nodes" and len(facts.get("backend_nodes", [])) < want:
             problems.append(f"backends on {len(facts.get('backend_nodes', []))} nodes")

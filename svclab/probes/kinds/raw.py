@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ...errors import SvclabError
 from ..base import Expectation, Observation, Prediction, ProbeSpec, Topology
@@ -59,6 +59,12 @@ class Spec(ProbeSpec[Expect]):
 
     def rules_service(self) -> str | None:
         return self.service
+
+    @model_validator(mode="after")
+    def _port_only_at_the_external_address(self):
+        if self.port is not None and self.via == "node-port":
+            raise ValueError("port chooses a port at the external address: use it only with via: load-balancer")
+        return self
 
 
 def raw_script(protocol: str, host: str, port: int, tries: int) -> str:

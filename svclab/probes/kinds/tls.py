@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
 from ...certs import CA_NAME, LabCA
 from ...errors import SvclabError
@@ -56,8 +56,8 @@ class Expect(Expectation):
         }[key]()
 
     def prediction(self) -> Prediction | None:
-        if self.forwarded_proto:
-            return Prediction(("https", "http"), self.forwarded_proto if self.forwarded_proto in ("https", "http") else "https")
+        if self.forwarded_proto in ("https", "http"):
+            return Prediction(("https", "http"), self.forwarded_proto)
         return None
 
 
@@ -73,6 +73,15 @@ class Spec(ProbeSpec[Expect]):
     hosts: list[Annotated[str, StringConstraints(pattern=HOST_NAME)]] = Field(
         min_length=1, max_length=4, description="Host names to make certificates for.")
     wrong_host: str = Field("unknown.svclab.test", pattern=HOST_NAME, description="A host with no certificate.")
+
+    @model_validator(mode="after")
+    def _one_secret_per_host(self):
+        names = [secret_name(h) for h in self.hosts]
+        if len(set(names)) < len(names):
+            raise ValueError("hosts: two hosts share a first label, and so a Secret name (<first label>-tls)")
+        if self.wrong_host in self.hosts:
+            raise ValueError("wrong_host must be a host without a certificate, not one of hosts")
+        return self
 
 
 _SUBJECT = re.compile(r"^\*\s+subject: (.*)$", re.M)
