@@ -166,9 +166,26 @@ def ensure_network(dc, name: str) -> bool:
     picked = next(c for c in probe.attrs["IPAM"]["Config"] if ":" not in c["Subnet"])
     probe.remove()
     ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=picked["Subnet"], gateway=picked.get("Gateway"))])
-    dc.networks.create(name, driver="bridge", labels=labels, ipam=ipam,
-                       options={"com.docker.network.bridge.enable_ip_masquerade": "true"})
-    return True
+    made = dc.networks.create(name, driver="bridge", labels=labels, ipam=ipam,
+                              options={"com.docker.network.bridge.enable_ip_masquerade": "true"})
+    return _one_of_that_name(dc, name, made.id)
+
+
+def _one_of_that_name(dc, name: str, made: str) -> bool:
+    """Docker lets two processes create networks of the same name at once (two `cluster.up` on a
+    machine without the network). Every process keeps the oldest of svclab's and removes the one
+    it made if that is not it, so they all meet on one network. True when MADE is the one kept."""
+    from docker.errors import APIError, NotFound
+
+    same = [n for n in dc.api.networks(names=[name]) if n.get("Name") == name
+            and (n.get("Labels") or {}).get(MANAGED_LABEL) == "true"]
+    keep = min(same, key=lambda n: (n.get("Created", ""), n["Id"]))["Id"] if same else made
+    if keep != made:
+        try:
+            dc.api.remove_network(made)
+        except (APIError, NotFound):
+            pass
+    return keep == made
 
 
 def network_facts(dc, name: str) -> tuple[str, str | None, list[str]]:
