@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .. import config
 
-__all__ = ["PROVIDERS", "CutOffSpec", "Expectation", "NodeInfo", "Observation", "Prediction", "ProbeSpec", "Topology"]
+__all__ = ["PROVIDERS", "CutOffSpec", "answer_count_problems", "Expectation", "NodeInfo", "Observation", "Prediction", "ProbeSpec", "Topology"]
 
 # The load-balancer implementations an expectation may be given for (svclab.providers).
 Provider = Literal[config.PROVIDERS]
@@ -193,3 +193,12 @@ class CutOffSpec(ProbeSpec[E], Generic[E]):
             if given and not self.cut_off:
                 raise ValueError(f"expect.{given[0]} needs cut_off: true")
         return self
+
+
+def answer_count_problems(expected: bool, answered: int, tries: int, what: str) -> list[str]:
+    """What differs from "every one of TRIES WHAT answered" (EXPECTED) or "none did" (not EXPECTED)."""
+    if expected and (answered < tries or not tries):
+        return [f"{tries - answered} of {tries} {what} unanswered"]
+    if not expected and answered:
+        return [f"{answered} of {tries} {what} answered"]
+    return []

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from ...errors import SvclabError
 from ...kube import poll
-from ..base import NAME, CutOffSpec, Expectation, Observation, Prediction, Topology
+from ..base import NAME, CutOffSpec, Expectation, Observation, Prediction, Topology, answer_count_problems
 from ..edge import BGP_POOL, HOLD_SECONDS, KEEPALIVE_SECONDS, ensure_edge, router_json
 from ..outage import cut_off, spare_node
 from ..traffic import external_ip, outside_dial, service, wait_external_ip
@@ -200,11 +200,8 @@ def judge(facts: dict[str, Any], expect: Expect, topology: Topology | None = Non
         if hops != want or not want:
             problems.append(f"next hops {', '.join(sorted(hops)) or 'none'}, not {', '.join(sorted(want)) or 'none'}")
     if expect.answers is not None:
-        answered, tries = facts.get("answered", 0), facts.get("tries", 0)
-        if expect.answers and (answered < tries or not tries):
-            problems.append(f"{tries - answered} of {tries} requests through the router unanswered")
-        if not expect.answers and answered:
-            problems.append(f"{answered} of {tries} requests through the router answered")
+        problems += answer_count_problems(expect.answers, facts.get("answered", 0), facts.get("tries", 0),
+                                          "requests through the router")
     if expect.entry_nodes_at_least is not None and len(facts.get("entry_nodes") or []) < expect.entry_nodes_at_least:
         problems.append(f"entered through {len(facts.get('entry_nodes') or [])} node(s)")
     if expect.source is not None:
@@ -223,9 +220,6 @@ def judge(facts: dict[str, Any], expect: Expect, topology: Topology | None = Non
         elif took > expect.withdrawn_within:
             problems.append(f"withdrawn after {took:.1f}s")
     if expect.answers_after is not None:
-        answered, tried = facts.get("answered_after", 0), facts.get("tried_after", 0)
-        if expect.answers_after and (answered < tried or not tried):
-            problems.append(f"{tried - answered} of {tried} requests after the withdrawal unanswered")
-        if not expect.answers_after and answered:
-            problems.append(f"{answered} of {tried} requests after the withdrawal answered")
+        problems += answer_count_problems(expect.answers_after, facts.get("answered_after", 0),
+                                          facts.get("tried_after", 0), "requests after the withdrawal")
     return problems

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from ...errors import SvclabError
 from ...kube import poll
-from ..base import NAME, CutOffSpec, Expectation, Observation, Prediction, Topology
+from ..base import NAME, CutOffSpec, Expectation, Observation, Prediction, Topology, answer_count_problems
 from ..outage import cut_off, spare_node
 from ..traffic import external_ip, lab_address, node_port, outside_dial, outside_run
 
@@ -222,11 +222,7 @@ def judge(facts: dict[str, Any], expect: Expect, topology: Topology | None = Non
             if (state == "UP") != want_up:
                 problems.append(f"{node} is {state}")
     if expect.answers is not None:
-        answered, tries = facts.get("answered", 0), facts.get("tries", 0)
-        if expect.answers and answered < tries:
-            problems.append(f"{tries - answered} of {tries} requests unanswered")
-        if not expect.answers and answered:
-            problems.append(f"{answered} of {tries} requests answered")
+        problems += answer_count_problems(expect.answers, facts.get("answered", 0), facts.get("tries", 0), "requests")
     if expect.marked_down_within is not None:
         down = facts.get("marked_down_after")
         if down is None:
