@@ -1,12 +1,13 @@
 """Machines svclab runs beside the cluster, on its docker network, the way a site runs them beside
-its nodes: the external load balancer (HAProxy) and the DNS server of the round-robin lab.
+its nodes: the external load balancers (HAProxy), the DNS server of the round-robin lab, and the
+BGP lab's router with the second network behind it (probes/edge.py).
 
-The lab that needs one makes it (`ensure`); a machine whose configuration changed is replaced, one
-whose configuration is the same is kept. `cluster.down` removes them all (`remove_all`). Each is a
-container named ``svclab-ROLE-CLUSTER`` with svclab's labels and its files copied in before it
-starts; none publishes a port. Neither is configured to reach anything but lab addresses: HAProxy's
-servers are the nodes' addresses, and the DNS server answers for svclab's own zone and forwards
-nothing.
+The lab that needs one makes it (`ensure`, `ensure_network`); a machine whose configuration changed
+is replaced, one whose configuration is the same is kept. `cluster.down` removes them all
+(`remove_all`). Each is a container named ``svclab-ROLE-CLUSTER`` with svclab's labels and its
+files copied in before it starts; none publishes a port. None is configured to reach anything but
+lab addresses: HAProxy's servers are the nodes' addresses, the DNS server answers for svclab's own
+zone and forwards nothing, and the router takes sessions from the cluster's network only.
 """
 
 from __future__ import annotations
