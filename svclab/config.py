@@ -61,7 +61,7 @@ class Settings:
     provider: str = ""                   # empty: the existing cluster's, else DEFAULT_PROVIDER
     ingress: str = "traefik"             # the Ingress controller `up` installs: traefik or none
     network: str = "svclab"              # the docker network svclab's clusters live on
-    pool_size: int = 16                  # load-balancer addresses carved per cluster
+    pool_size: int = 32                  # load-balancer addresses carved per cluster (lab.all uses ~16)
     state_dir: Path = dataclasses.field(default_factory=_state_home)
     tools_dir: Path = dataclasses.field(default_factory=lambda: _data_home() / "bin")
     cache_dir: Path = dataclasses.field(default_factory=_cache_home)

@@ -198,7 +198,7 @@ def test_foreign_docker_network_is_left_alone(case):
 
 def test_address_pool_exhausted(case):
     """A network of svclab's (labelled as such) whose subnet is too small for the pool: a /28 has 13
-    usable addresses, the default pool needs 16 and one for the client."""
+    usable addresses, the default pool needs 32 and one for the client."""
     dc = docker.from_env()
     tiny = PREFIX + "tiny"
     # Let Docker pick a free range, then make the network again with a /28 inside it.
@@ -212,7 +212,7 @@ def test_address_pool_exhausted(case):
     try:
         with_net = case.counter.snapshot()
         run = case.run("cluster.up", "--name", PREFIX + "x", SVCLAB_NETWORK=tiny)
-        case.expect(run, EXIT_FAILURE, "no free block of 17 addresses", str(small), "lower pool_size",
+        case.expect(run, EXIT_FAILURE, "no free block of 33 addresses", str(small), "lower pool_size",
                     before=with_net)
     finally:
         net.remove()

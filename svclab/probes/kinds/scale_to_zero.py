@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from ...cancel import Cancel, bound_cancel
 from ...errors import SvclabError
 from ...kube import poll, wait_until
 from ..base import NAME, Expectation, Observation, Prediction, ProbeSpec, Topology
@@ -73,7 +74,7 @@ class Spec(ProbeSpec[Expect]):
             if self.pods == "not-ready" and expect and "answers_after" in expect.given():
                 raise ValueError("expect.answers_after needs pods: none (the probe scales back only what it scaled)")
         return self
-    tries: int = Field(3, ge=1, le=20, description="Connections per target while there is no pod.")
+    tries: int = Field(3, ge=1, le=20, description="Connections per target while there is no pod (a second apart).")
 
 
 def timed_script(ip: str, port: int) -> str:
@@ -85,6 +86,10 @@ def timed_script(ip: str, port: int) -> str:
 
 
 SETTLE = 10   # seconds for every node's kube-proxy to drop a vanished pod
+# Linux sends one peer at most about one ICMP error a second: a refusal right after another has its
+# first SYN go unanswered and is refused only on the retry, a second later. Tries are spaced so that
+# each is refused as the first would be.
+ICMP_GAP = 1.1
 
 _TIMED = re.compile(r"^\s*([0-9.]+)\s+(\d+)\s*(.*)$", re.S)
 
@@ -129,10 +134,14 @@ def _ask(ctx, targets, tries: int, *, settle: float = 0) -> list[dict[str, Any]]
     refused: each node's kube-proxy takes a moment to see the endpoints go (until then a
     connection goes to the vanished pod's address and times out)."""
     seen = []
+    pause = (bound_cancel() or Cancel()).pause
     for label, ip, port in targets:
         if settle:
             poll(lambda: _once(ctx, label, ip, port), _refused, timeout=settle, interval=0.1)
-        seen += [_once(ctx, label, ip, port) for _ in range(tries)]
+        for _ in range(tries):
+            if settle:
+                pause(ICMP_GAP)
+            seen.append(_once(ctx, label, ip, port))
     return seen
 
 
