@@ -22,7 +22,7 @@ from . import readiness
 from .cancel import Cancel, WaitCancelled, bound_cancel
 from .errors import SvclabError
 
-__all__ = ["Kube", "MANAGED_BY", "FIELD_MANAGER", "api_error_message", "load_manifests", "poll", "wait_until",
+__all__ = ["Kube", "MANAGED_BY", "FIELD_MANAGER", "api_error_message", "load_manifests", "pause_of", "poll", "wait_until",
            "WaitTimeout", "WaitCancelled"]
 
 FIELD_MANAGER = "svclab"
@@ -38,7 +38,7 @@ class WaitTimeout(SvclabError):
     pass
 
 
-def _pause_of(cancel: Cancel | None) -> Callable[[float], None]:
+def pause_of(cancel: Cancel | None) -> Callable[[float], None]:
     """How a wait sleeps between rounds: until its operation is cancelled (CANCEL, else the token
     its thread's operation bound, see cancel.Workers), raising WaitCancelled then."""
     return (cancel or bound_cancel() or Cancel()).pause
@@ -49,7 +49,7 @@ def poll(observe: Callable[[], T], done: Callable[[T], bool], *, timeout: float,
     """Calls OBSERVE until DONE(its result) or TIMEOUT seconds have passed; returns the last
     result and the number of calls. Unlike wait_until, running out of time is not an error: the
     caller reports what it saw last. Raises WaitCancelled once CANCEL is set."""
-    pause = _pause_of(cancel)
+    pause = pause_of(cancel)
     deadline = time.monotonic() + timeout
     calls = 0
     while True:
@@ -67,7 +67,7 @@ def wait_until(what: str, check: Callable[[], T | None], *, timeout: float, inte
     FAIL, when given, is asked each round for a reason to give up early (a crash-looping pod).
     Raises WaitCancelled once CANCEL is set.
     """
-    pause = _pause_of(cancel)
+    pause = pause_of(cancel)
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while True:

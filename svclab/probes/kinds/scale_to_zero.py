@@ -10,11 +10,10 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from ...cancel import Cancel, bound_cancel
 from ...errors import SvclabError
-from ...kube import poll, wait_until
-from ..base import NAME, Expectation, Observation, Prediction, ProbeSpec, Topology
+from ...kube import pause_of, poll, wait_until
 from ...outside import failure_reason
+from ..base import NAME, Expectation, Observation, Prediction, ProbeSpec, Topology
 from ..traffic import lab_address, outside_run, service, wait_external_ip
 
 EXAMPLE = """
@@ -134,7 +133,7 @@ def _ask(ctx, targets, tries: int, *, settle: float = 0) -> list[dict[str, Any]]
     refused: each node's kube-proxy takes a moment to see the endpoints go (until then a
     connection goes to the vanished pod's address and times out)."""
     seen = []
-    pause = (bound_cancel() or Cancel()).pause
+    pause = pause_of(None)
     for label, ip, port in targets:
         if settle:
             poll(lambda: _once(ctx, label, ip, port), _refused, timeout=settle, interval=0.1)
