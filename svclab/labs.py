@@ -32,6 +32,7 @@ from .kube import load_manifests, poll
 from .lifecycle import SYSTEM_NAMESPACE, Environment
 from .mirror import fetch
 from .probes import Expectation, ProbeSpec
+from .probes.traffic import CLIENT_LABEL
 
 __all__ = ["Lab", "Probe", "Result", "LabFolder", "lab_folders", "available_labs", "lab_ids", "load_lab",
            "load_lab_dir", "load_claims", "run_lab", "start_lab", "run_probe", "run_order"]
@@ -234,8 +235,10 @@ def _topology(env: Environment, namespace: str) -> tuple[probes.Topology, str]:
     kube = env.kube
     nodes = [topology_node(n) for n in kube.list("v1", "Node")]
     pods = kube.list("v1", "Pod", namespace)
+    # A lab's own client pods (labelled svclab.io/client) make requests: they are not backends.
     pod_nodes = {p["metadata"]["name"]: p["spec"].get("nodeName") for p in pods
-                 if (p.get("status") or {}).get("phase") == "Running"}
+                 if (p.get("status") or {}).get("phase") == "Running"
+                 and ((p["metadata"].get("labels") or {}).get(CLIENT_LABEL) != "true")}
     clients = [p for p in kube.list("v1", "Pod", SYSTEM_NAMESPACE, label_selector="app.kubernetes.io/name=svclab-client")
                if (p.get("status") or {}).get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")]
     if not clients:

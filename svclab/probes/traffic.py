@@ -23,7 +23,12 @@ from ..outside import dial_script, parse_dial
 from .base import HOST_NAME
 
 __all__ = ["field", "service", "node_port", "external_ip", "lb_allocation_failure", "wait_external_ip", "outside_run",
-           "outside_dial", "outside_get", "lab_address", "dial", "arp_holder", "CLUSTER_NETWORKS"]
+           "outside_dial", "outside_get", "lab_address", "dial", "lab_client", "arp_holder", "CLUSTER_NETWORKS",
+           "CLIENT_LABEL"]
+
+# Pods of a lab that make requests rather than answer them (a client pinned to a node): labelled
+# so, and found by their app.kubernetes.io/name.
+CLIENT_LABEL = "svclab.io/client"
 
 
 def field(obj: Any, path: str) -> Any:
@@ -166,15 +171,31 @@ def lab_address(ctx, host: str, *, in_cluster: bool = False, also: Sequence[str]
     return str(ip)
 
 
-def dial(ctx, source: str, host: str, port: int, request: str, tries: int) -> dict[str, list[str]]:
+def dial(ctx, source: str, host: str, port: int, request: str, tries: int,
+         client: tuple[str, str] | None = None) -> dict[str, list[str]]:
+    """TRIES requests to HOST:PORT/REQUEST from the outside client, or from a pod: CLIENT
+    (namespace, pod name), by default the in-cluster client."""
     host = lab_address(ctx, host, in_cluster=source != "outside")
     query = [("request", request), ("protocol", "http"), ("host", host), ("port", str(port)), ("tries", str(tries))]
     budget = tries * (ctx.settings.probe_timeout + 1) + 10
     if source == "outside":
         return outside_dial(ctx, host, port, request, tries)
-    text = ctx.kube.get_json(f"/api/v1/namespaces/svclab-system/pods/{ctx.client_pod}:8080/proxy/dial",
-                             query, timeout=budget)
+    namespace, pod = client or ("svclab-system", ctx.client_pod)
+    text = ctx.kube.get_json(f"/api/v1/namespaces/{namespace}/pods/{pod}:8080/proxy/dial", query, timeout=budget)
     return json.loads(text)
+
+
+def lab_client(ctx, name: str) -> dict[str, Any]:
+    """The running pod of the lab's client NAME (labelled CLIENT_LABEL, app.kubernetes.io/name NAME)."""
+    pods = [p for p in ctx.kube.list("v1", "Pod", ctx.namespace,
+                                     label_selector=f"{CLIENT_LABEL}=true,app.kubernetes.io/name={name}")
+            if (p.get("status") or {}).get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
+            and (p.get("status") or {}).get("podIP")]
+    if not pods:
+        raise SvclabError(f"the lab's client {name} has no running pod in {ctx.namespace}",
+                          hint=f"a client is a Deployment whose pods are labelled {CLIENT_LABEL}: \"true\" "
+                               f"and app.kubernetes.io/name: {name}")
+    return pods[0]
 
 def arp_holder(ctx, ip: str) -> str | None:
     """The node whose MAC address the outside client's ARP table holds for IP: who really

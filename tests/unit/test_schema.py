@@ -85,6 +85,8 @@ def rename(mapping, old, new):
      "probe 'out-of-range': expect.message: not a regular expression (missing ), unterminated subpattern at position 0)"),
     (lambda d: probe(d, "every-node").update(host="a.shops.svclab.test", **{"from": "pod"}),
      "probe 'every-node': host (a Host header) is sent only from the outside client: set from: outside"),
+    (lambda d: probe(d, "every-node").update(client="client-far"),
+     "probe 'every-node': client names a pod of the lab that sends: set from: pod"),
     (lambda d: probe(d, "pod-to-cluster-ip").update(nodes="backend"),
      "probe 'pod-to-cluster-ip': nodes chooses nodePort targets: use it only with via: node-port"),
     (lambda d: d.update(upstream=["metallb_v0"]), "upstream 'metallb_v0' has no files pinned in svclab/pins.toml"),

@@ -9,8 +9,8 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from ...errors import SvclabError
-from ..base import HOST_NAME, Expectation, Observation, Prediction, ProbeSpec, Topology
-from ..traffic import arp_holder, dial, outside_dial, service, wait_external_ip
+from ..base import HOST_NAME, NAME, Expectation, Observation, Prediction, ProbeSpec, Topology
+from ..traffic import arp_holder, dial, lab_client, outside_dial, service, wait_external_ip
 
 EXAMPLE = """
 - id: every-node
@@ -76,11 +76,16 @@ class Spec(ProbeSpec[Expect]):
     tries: int = Field(1, ge=1, le=100, description="Requests per target, each on a new connection.")
     host: str | None = Field(None, pattern=HOST_NAME,
                              description="Host header (an Ingress or Gateway rule's host); from outside only.")
+    client: str | None = Field(None, pattern=NAME, description=(
+        "With from: pod, the lab's own client that sends (the app.kubernetes.io/name of a Deployment in the lab "
+        "whose pods are labelled svclab.io/client: \"true\" and run agnhost netexec), instead of svclab's."))
 
     @model_validator(mode="after")
     def _consistent(self):
         if self.host and self.from_ != "outside":
             raise ValueError("host (a Host header) is sent only from the outside client: set from: outside")
+        if self.client and self.from_ != "pod":
+            raise ValueError("client names a pod of the lab that sends: set from: pod")
         if self.nodes != "all" and self.via != "node-port":
             raise ValueError("nodes chooses nodePort targets: use it only with via: node-port")
         return self
@@ -119,19 +124,23 @@ def observe(ctx, spec: Spec) -> Observation:
     elif spec.via == "load-balancer":
         if reported := ctx.env.provider.holder(ctx.kube, ctx.namespace, spec.service):
             notes.append(f"{ctx.env.provider.name} reports the address held by node {reported}")
+    topo, source, client = ctx.topology, spec.from_, None
+    client_ip = topo.client_ip if spec.from_ == "outside" else topo.client_pod_ip
+    if spec.client:
+        pod = lab_client(ctx, spec.client)
+        client, client_ip = (ctx.namespace, pod["metadata"]["name"]), pod["status"]["podIP"]
+        source = f"pod {client[1]} on {pod['spec'].get('nodeName')}"
     for label, host, port in found:
         if spec.host:
             label += f" (Host: {spec.host})"
             result = outside_dial(ctx, host, port, spec.request, spec.tries, host_header=spec.host)
         else:
-            result = dial(ctx, spec.from_, host, port, spec.request, spec.tries)
+            result = dial(ctx, spec.from_, host, port, spec.request, spec.tries, client=client)
         got = result.get("responses", [])
         via_node = arp_holder(ctx, host) if spec.via == "load-balancer" and spec.from_ == "outside" and got else None
         samples.append({"label": label, "responses": got, "errors": result.get("errors", []), "via_node": via_node})
-    topo = ctx.topology
-    client_ip = topo.client_ip if spec.from_ == "outside" else topo.client_pod_ip
     return summarize(samples, topo, client_ip=client_ip, request=spec.request, tries=spec.tries,
-                     source=spec.from_, notes=notes)
+                     source=source, notes=notes)
 
 
 def summarize(samples: Sequence[dict[str, Any]], topo: Topology, *, client_ip: str, request: str, tries: int,
