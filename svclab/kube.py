@@ -174,6 +174,14 @@ class Kube:
         return self._kind(api_version, kind).patch(body=body, name=name, namespace=namespace,
                                                    content_type="application/merge-patch+json", serializer=_plain)
 
+    def patch_status(self, api_version: str, kind: str, name: str, body: dict[str, Any],
+                     namespace: str | None = None) -> dict[str, Any]:
+        """`patch` of the object's status subresource (what a controller writes: a Service's
+        load-balancer address)."""
+        return self._kind(api_version, kind).status.patch(body=body, name=name, namespace=namespace,
+                                                          content_type="application/merge-patch+json",
+                                                          serializer=_plain)
+
     def pod_log(self, name: str, namespace: str, *, container: str, tail_lines: int = 500) -> str:
         return self.get_json(f"/api/v1/namespaces/{namespace}/pods/{name}/log",
                              [("container", container), ("tailLines", str(tail_lines))], timeout=30)
