@@ -229,7 +229,8 @@ def client_container_name(cluster: str) -> str:
 # The client's main process: drop the default route (so nothing it sends can leave the docker
 # network), refuse to run if one is left, then idle. It serves nothing: svclab commands it over
 # the Docker API (see outside.py).
-CLIENT_COMMAND = 'ip route del default 2>/dev/null; [ -z "$(ip route show default)" ] || exit 1; exec /agnhost pause'
+DROP_DEFAULT_ROUTE = 'ip route del default 2>/dev/null; [ -z "$(ip route show default)" ] || exit 1'
+CLIENT_COMMAND = f"{DROP_DEFAULT_ROUTE}; exec /agnhost pause"
 
 
 def start_client(dc, *, cluster: str, pool: Pool, image: str) -> str:

@@ -20,9 +20,9 @@ import tarfile
 
 from . import config
 from .errors import PrerequisiteError, SvclabError
-from .network import CLUSTER_LABEL, MANAGED_LABEL
+from .network import CLUSTER_LABEL, DROP_DEFAULT_ROUTE, MANAGED_LABEL
 
-__all__ = ["Machine", "container_name", "ensure", "ensure_network", "remove_all", "ROLE_LABEL"]
+__all__ = ["Machine", "confined", "container_name", "ensure", "ensure_network", "remove_all", "ROLE_LABEL"]
 
 ROLE_LABEL = "svclab.io/role"
 CONFIG_LABEL = "svclab.io/config"   # a digest of what the machine was started with
@@ -41,6 +41,7 @@ class Machine:
     keep_default_caps: bool = False            # a router's daemons change user and need Docker's default set
     sysctls: tuple[tuple[str, str], ...] = ()
     also_on: tuple[str, ...] = ()              # more docker networks it is attached to
+    hostname: str | None = None                # what it calls itself (an echo server's answer)
 
     def digest(self) -> str:
         text = json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -108,7 +109,7 @@ def ensure(dc, *, cluster: str, network: str, machine: Machine) -> str:
     container = dc.containers.create(
         machine.image, name=name, entrypoint=list(machine.argv[:1]), command=list(machine.argv[1:]),
         labels={MANAGED_LABEL: "true", CLUSTER_LABEL: cluster, ROLE_LABEL: machine.role, CONFIG_LABEL: digest},
-        network=network, user=machine.user, cap_add=list(machine.cap_add) or None,
+        network=network, user=machine.user, cap_add=list(machine.cap_add) or None, hostname=machine.hostname,
         cap_drop=None if machine.keep_default_caps else ["ALL"], sysctls=dict(machine.sysctls) or None,
         detach=True,
     )
@@ -170,6 +171,14 @@ def remove_all(dc, cluster: str) -> int:
         net.remove()
         removed += 1
     return removed
+
+
+def confined(role: str, command: str, *, hostname: str | None = None) -> Machine:
+    """A machine of the agnhost image that first drops its default route, so it can reach nothing
+    beyond the docker network (it refuses to run if one is left), then runs COMMAND (an agnhost
+    subcommand line: `pause` for a client svclab commands, `netexec ...` for an echo server)."""
+    return Machine(role=role, image=config.agnhost_image(), hostname=hostname, cap_add=("NET_ADMIN",),
+                   argv=("/bin/sh", "-c", f"{DROP_DEFAULT_ROUTE}; exec /agnhost {command}"))
 
 
 def haproxy_image() -> str:

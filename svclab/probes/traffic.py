@@ -121,10 +121,11 @@ def wait_external_ip(ctx, name: str, timeout: float) -> str | None:
     return ip
 
 
-def outside_run(ctx, command: str, *, timeout: float) -> tuple[int, str]:
-    """(exit status, output) of COMMAND run in the outside client (over the Docker API, see
-    outside.py). Callers build COMMAND only from validated addresses, ports and host names."""
-    return ctx.outside.run(command, timeout=timeout + 5)
+def outside_run(ctx, command: str, *, timeout: float, client=None) -> tuple[int, str]:
+    """(exit status, output) of COMMAND run in the outside client, or in CLIENT (another
+    outside.OutsideClient of svclab's), over the Docker API (see outside.py). Callers build
+    COMMAND only from validated addresses, ports and host names."""
+    return (client or ctx.outside).run(command, timeout=timeout + 5)
 
 
 _HOSTNAME = re.compile(HOST_NAME)
@@ -132,10 +133,10 @@ _REQUEST = re.compile(r"^[a-z]*$")
 
 
 def outside_dial(ctx, host: str, port: int, request: str, tries: int, *, host_header: str | None = None,
-                 timeout: float | None = None, also: Sequence[str] = ()) -> dict[str, list[str]]:
-    """TRIES requests from the outside client to HOST:PORT/REQUEST (with a Host header for
-    Ingress rules), each on a new connection; answered like agnhost's /dial. ALSO: more subnets
-    of svclab's own the address may be in (see lab_address)."""
+                 timeout: float | None = None, also: Sequence[str] = (), client=None) -> dict[str, list[str]]:
+    """TRIES requests from the outside client (or CLIENT, see outside_run) to HOST:PORT/REQUEST
+    (with a Host header for Ingress rules), each on a new connection; answered like agnhost's
+    /dial. ALSO: more subnets of svclab's own the address may be in (see lab_address)."""
     if not _REQUEST.match(request) or (host_header is not None and not _HOSTNAME.match(host_header)):
         raise UsageError(f"invalid host {host_header!r} or request {request!r} in a probe")
     host, port = lab_address(ctx, host, also=also), int(port)  # validated: they go into a command line
@@ -144,7 +145,7 @@ def outside_dial(ctx, host: str, port: int, request: str, tries: int, *, host_he
     # Behind an Ingress controller an HTTP error (404: no rule for that host yet) is not the backend.
     script = dial_script(f"http://{host}:{port}/{request}", tries=tries, timeout=timeout, headers=headers,
                          http_errors_fail=bool(host_header))
-    _, output = outside_run(ctx, script, timeout=tries * (timeout + 1))
+    _, output = outside_run(ctx, script, timeout=tries * (timeout + 1), client=client)
     return parse_dial(output)
 
 
