@@ -37,6 +37,9 @@ def test_bare_metal_loadbalancer_stays_pending_and_cleans_up(cluster, tmp_path):
         assert every["tcp-udp", "udp-node-ports"]["facts"]["answered_targets"] == 2
         assert "nodePort" in " ".join(every["tls", "ingress-terminates"]["evidence"])
         assert every["bgp", "router-learns-the-address"]["facts"]["peers"] == {}
+        # Without an implementation too, kube-proxy captures an address written into a Service's status.
+        assert every["vip-shortcut", "pod-reaches-unannounced"]["facts"]["outside_answered"] == 0
+        assert every["internal-traffic", "far-client-unanswered"]["facts"]["responses"] == 0
     finally:
         svclab("cluster.down", "--name", BARE)
     assert docker_objects("svclab.io/cluster=" + BARE) == before == {"containers": [], "networks": []}

@@ -34,6 +34,13 @@ def test_kube_vip_runs_every_lab_and_fails_over(cluster, tmp_path):
         # kube-vip speaks no BGP here: the router beside the cluster sees no session.
         assert results["bgp", "router-learns-the-address"]["facts"]["peers"] == {}
         assert results["tcp-udp", "udp-at-external-address"]["facts"]["answered_targets"] == 1
+        ranges = results["source-ranges", "one-client-admitted"]["facts"]
+        assert (ranges["admitted_answered"], ranges["other_answered"], ranges["node_port_answered"]) == (3, 0, 3)
+        assert results["no-node-ports", "address-still-answers"]["facts"]["answered_targets"] == 1
+        # kube-vip takes no Service of svclab's class: nobody answers ARP for the address svclab wrote.
+        shortcut = results["vip-shortcut", "pod-reaches-unannounced"]["facts"]
+        assert shortcut["pod_answered"] == shortcut["tries"] and shortcut["outside_answered"] == 0
+        assert ":" not in shortcut["arp"]
     finally:
         svclab("cluster.down", "--name", KUBE_VIP)
     assert docker_objects("svclab.io/cluster=" + KUBE_VIP) == {"containers": [], "networks": []}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import statistics
 
 import pytest
 
@@ -218,6 +219,55 @@ def test_c28_raw_tcp_and_udp_but_not_through_the_ingress(results):
     for probe in ("tcp-not-through-ingress", "udp-not-through-ingress"):
         facts = results["tcp-udp", probe]["facts"]
         assert facts["targets"] == facts["silent_targets"] == 1
+
+
+def test_c29_affinity_keeps_one_pod_only_when_asked(results):
+    assert len(results["affinity", "sticky-from-a-pod"]["facts"]["backends"]) == 1
+    assert len(results["affinity", "plain-from-a-pod"]["facts"]["backends"]) >= 2
+
+
+def test_c30_internal_policy_local_answers_only_the_backends_node(results):
+    near = results["internal-traffic", "near-client-answered"]["facts"]
+    assert near["responses"] == 6 and len(near["backends"]) == 1
+    far = results["internal-traffic", "far-client-unanswered"]["facts"]
+    assert far["responses"] == 0 and far["targets"] == 1
+    assert results["internal-traffic", "far-client-answered-under-cluster"]["facts"]["responses"] == 2
+
+
+def test_c31_c33_names_and_endpoints_by_hand(results):
+    assert results["dns", "headless-lists-ready-pods"]["passed"]
+    outside = results["dns", "selectorless-reaches-outside"]["facts"]
+    assert outside["answered"] == outside["served_outside"] == outside["tries"]
+    assert outside["answers"] == ["svclab-outside-server"]
+
+
+def test_c34_refusals_are_quick(results):
+    tries = results["no-endpoints", "no-pod-node-port-refused"]["facts"]["refused"]
+    by_target = {}
+    for attempt in tries:
+        assert attempt["status"] == 7, attempt   # curl's "connection refused", not a timeout
+        by_target.setdefault(attempt["target"], []).append(attempt["seconds"])
+    assert len(by_target) == 3
+    assert all(statistics.median(seconds) < 0.5 for seconds in by_target.values()), by_target
+
+
+def test_c35_source_ranges_turn_the_other_client_away(results, status):
+    facts = results["source-ranges", "one-client-admitted"]["facts"]
+    assert facts["admitted_source"] == f"{status['client_ip']}/32" and facts["other_ip"] != status["client_ip"]
+    assert (facts["admitted_answered"], facts["other_answered"], facts["node_port_answered"]) == (3, 0, 3)
+
+
+def test_c36_no_node_port_yet_the_address_answers(results):
+    assert results["no-node-ports", "no-node-port"]["facts"]["value"] is None
+    assert results["no-node-ports", "address-still-answers"]["facts"]["answered_targets"] == 1
+
+
+def test_c37_only_pods_reach_an_address_no_node_announces(results, status):
+    facts = results["vip-shortcut", "pod-reaches-unannounced"]["facts"]
+    first, last = (int(ipaddress.ip_address(a)) for a in status["pool"].split("-"))
+    assert first <= int(ipaddress.ip_address(facts["address"])) <= last
+    assert facts["pod_answered"] == facts["tries"] and facts["outside_answered"] == 0
+    assert ":" not in facts["arp"] and len(facts["captured"]) == 3 and all(facts["captured"].values())
 
 
 def test_flipping_the_live_policy_changes_what_the_backend_sees(results):
