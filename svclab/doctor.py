@@ -17,6 +17,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from . import ipvs
 from .cluster import find_tool
 from .config import Settings, pins
 from .errors import SvclabError
@@ -66,6 +67,8 @@ def gather(settings: Settings) -> dict:
                 facts["node_image"] = (settings.node_image, False)
         net = next((n for n in dc.networks.list(names=[settings.network]) if n.name == settings.network), None)
         facts["network_subnets"] = [c["Subnet"] for c in ((net.attrs.get("IPAM") or {}).get("Config") or [])] if net else []
+        if settings.kube_proxy_mode == "ipvs":
+            facts["ipvs"] = ipvs.look(dc, settings)
     except Exception as e:  # noqa: BLE001 - any failure to talk to Docker is the finding itself
         facts["docker_error"] = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
     facts["docker_host"] = os.environ.get("DOCKER_HOST")
@@ -192,6 +195,21 @@ def _docker_fix(facts: dict) -> str:
             "Desktop: open it), or install it: https://docs.docker.com/engine/install/")
 
 
+def _ipvs_finding(found: dict) -> Finding:
+    """Whether kube_proxy_mode ipvs can work on the kernel of Docker's engine (ipvs.look's FOUND)."""
+    verdict = ipvs.has_ipvs(found)
+    kernel = f"kernel {found['kernel']}: " if found.get("kernel") else ""
+    if verdict:
+        return Finding("ipvs", OK, f"{kernel}IPVS is loaded ({', '.join(found['present'])})")
+    if verdict is None:
+        return Finding("ipvs", WARN, f"could not look for IPVS in the kernel of Docker's engine: {found['error']}",
+                       "make sure Docker runs containers; kube_proxy_mode ipvs needs IPVS there")
+    return Finding("ipvs", FAIL, f"kube_proxy_mode is ipvs, and the kernel of Docker's engine has no IPVS "
+                   f"({ipvs.missing(found)}): `cluster.up` refuses to make the cluster",
+                   "`sudo modprobe ip_vs` where Docker's engine runs (on macOS, inside Docker's VM), or set "
+                   "kube_proxy_mode to nftables or iptables")
+
+
 def judge(facts: dict, *, kube_minor: int | None = None, kind_pin: str | None = None,
           kube_pin: str | None = None) -> list[Finding]:
     """Findings from FACTS. The pins default to svclab/pins.toml's; KUBE_MINOR (the cluster's
@@ -230,6 +248,8 @@ def judge(facts: dict, *, kube_minor: int | None = None, kind_pin: str | None = 
     elif image:
         findings.append(Finding("node image", WARN, f"{image[0]} is not in local Docker: `cluster.up` will pull it",
                                 f"`docker pull {image[0]}` now, or unset SVCLAB_NODE_IMAGE to use kind's default"))
+    if facts.get("ipvs") is not None:
+        findings.append(_ipvs_finding(facts["ipvs"]))
     runtime = facts.get("default_runtime")
     if facts.get("cap_sys_resource") is False and (runtime == "runc" or (runtime is None and not facts.get("docker_error"))):
         findings.append(Finding("capabilities", FAIL,

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from docker.errors import DockerException, ImageNotFound
 
-from . import ingress, network, render, site
+from . import ingress, ipvs, network, render, site
 from .outside import OutsideClient
 from .cluster import ClusterRecord, Kind, check_shape, find_tool, node_containers, shape_of, write_kind_config
 from .config import DEFAULT_PROVIDER, DEFAULT_WORKERS, Settings, agnhost_image
@@ -157,6 +157,12 @@ def preflight(settings: Settings):
     return dc, kind
 
 
+def preflight_new_cluster(dc, settings: Settings) -> None:
+    """The prerequisites only a cluster about to be created has (a reused one already runs)."""
+    if settings.kube_proxy_mode == "ipvs":
+        ipvs.require(dc, settings)
+
+
 def up(settings: Settings, ui: UI) -> Environment:
     dc, kind = preflight(settings)
     kind.echo = ui.echo
@@ -171,6 +177,8 @@ def up(settings: Settings, ui: UI) -> Environment:
         raise UsageError(f"cluster {settings.cluster_name} was left half-made by an `up` that was stopped",
                          hint=f"run `svclab cluster.down --name {settings.cluster_name}`, then `up` again")
     fresh = not exists
+    if fresh:
+        preflight_new_cluster(dc, settings)
     if record and exists:
         check_shape(record, settings)
         if record.shape.get("provider") != settings.provider:

@@ -7,6 +7,18 @@ every rule of the per-Service chains they jump to, followed to the end. In nftab
 per-Service chains carry "ns/name/" in their own names, and the shared maps hold one element per
 Service port.
 
+In ipvs mode the forwarding is in the kernel's IPVS table, not in iptables: one virtual server per
+address and port the Service answers on (its ClusterIP:port, each node address:nodePort, each
+external or load-balancer address:port), with its endpoints as real servers:
+
+    TCP  10.96.14.20:80 rr
+      -> 10.244.1.7:8080              Masq    1      0          0
+
+(`ipvsadm -Ln`, or the same in hex from /proc/net/ip_vs on a node without ipvsadm; svclab/ipvs.py
+parses both). The virtual servers are kept by address and port, since they carry no names. The nat
+rules of this mode match ipsets that all Services share (KUBE-CLUSTER-IP, KUBE-NODE-PORT-TCP,
+KUBE-LOAD-BALANCER, ...), so few of them name one Service.
+
 The filtering functions are pure (text in, lines out); ``node_rules`` reads the text from the
 nodes.
 """
@@ -19,11 +31,12 @@ from collections import defaultdict
 
 import yaml
 
+from . import ipvs
 from .cluster import node_containers
 from .errors import SvclabError, UsageError
 
 __all__ = ["NodeRules", "iptables_rules", "nft_rules", "names_service", "parse_service", "node_rules",
-           "proxy_mode", "render"]
+           "ipvs_table", "proxy_mode", "render"]
 
 SERVICE_CHAINS = ("KUBE-SVC-", "KUBE-SEP-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SVL-")
 NFT_SERVICE_CHAINS = ("service-", "external-", "local-", "endpoint-", "firewall-", "cluster-")
@@ -160,7 +173,7 @@ def _nft_comment(line: str) -> str:
 class NodeRules:
     node: str
     mode: str
-    sections: dict[str, list[str]]  # "nat", "filter" or "nftables" → lines
+    sections: dict[str, list]  # "nat", "filter" or "nftables" → lines; "ipvs" → ipvs.VirtualServer
 
 
 def proxy_mode(kube) -> str:
@@ -182,11 +195,24 @@ def _exec(container, argv: list[str]) -> str:
     return output
 
 
-def node_rules(container, mode: str, service: str) -> NodeRules:
-    """Reads one node's rules (CONTAINER: its docker container) and keeps SERVICE's."""
+def ipvs_table(container) -> list[ipvs.VirtualServer]:
+    """The node's IPVS table: from ipvsadm where the node has it, else from the kernel's own listing."""
+    if container.exec_run(["sh", "-c", "command -v ipvsadm"]).exit_code == 0:
+        return ipvs.parse_ipvsadm(_exec(container, ["ipvsadm", "-Ln"]))
+    return ipvs.parse_proc_ip_vs(_exec(container, ["cat", "/proc/net/ip_vs"]))
+
+
+def node_rules(container, mode: str, service: str, svc: dict | None = None) -> NodeRules:
+    """Reads one node's rules (CONTAINER: its docker container) and keeps SERVICE's ("ns/name").
+    In ipvs mode SVC, the Service object, says which virtual servers are its."""
     if mode == "nftables":
         text = _exec(container, ["nft", "list", "table", "ip", "kube-proxy"])
         return NodeRules(container.name, mode, {"nftables": nft_rules(text, service)})
+    if mode == "ipvs":
+        if svc is None:
+            raise ValueError("node_rules in ipvs mode needs the Service object")
+        nat = iptables_rules(_exec(container, ["iptables-save", "-t", "nat"]), service).get("nat", [])
+        return NodeRules(container.name, mode, {"nat": nat, "ipvs": ipvs.service_virtual_servers(ipvs_table(container), svc)})
     sections = {}
     for table in ("nat", "filter"):
         text = _exec(container, ["iptables-save", "-t", table])
@@ -201,7 +227,12 @@ def render(rules: list[NodeRules]) -> str:
         out.append(f"== node {node.node} (kube-proxy {node.mode})")
         for section, lines in node.sections.items():
             out.append(f"-- {section}")
-            out.extend(lines or ["(no rules for this Service)"])
+            if section == "ipvs":
+                out.extend(ipvs.format_table(lines) or ["(no IPVS virtual server for this Service)"])
+            elif not lines and node.mode == "ipvs":
+                out.append("(none names this Service: in ipvs mode these rules match ipsets shared by all Services)")
+            else:
+                out.extend(lines or ["(no rules for this Service)"])
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 
@@ -226,7 +257,7 @@ def collect(settings, service_arg: str | None, node: str | None = None) -> tuple
             raise UsageError(f"cluster {settings.cluster_name} has no running node {node!r}",
                              hint="see the node names with `svclab cluster.status`")
     mode = proxy_mode(kube)
-    return _summary(svc), [node_rules(c, mode, f"{namespace}/{name}") for c in containers]
+    return _summary(svc), [node_rules(c, mode, f"{namespace}/{name}", svc) for c in containers]
 
 
 def _summary(svc: dict) -> str:
