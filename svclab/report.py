@@ -16,7 +16,9 @@ from rich.text import Text
 from .errors import EXIT_MISMATCH, EXIT_OK
 from .labs import Result
 
-__all__ = ["JSON_VERSION", "claims_markdown", "to_junit", "to_markdown", "comparison_rows", "exit_code", "render_blocks", "render_comparison", "render_table", "to_json", "summary"]
+__all__ = ["JSON_VERSION", "BEHAVIOURS", "MatrixRow", "behaviours", "claims_markdown", "to_junit", "to_markdown",
+           "comparison_rows", "exit_code", "mode_disagreements", "render_blocks", "render_comparison", "render_table",
+           "run_label", "run_labels", "to_json", "summary"]
 
 JSON_VERSION = 1
 
@@ -69,19 +71,24 @@ def _row(r: Result) -> tuple[str, ...]:
 
 
 def _longest_words(rows: Sequence[tuple[str, ...]]) -> list[int]:
-    return [max(cell_len(word) for cell in column for word in (cell.split() or [""]))
-            for column in zip(COLUMNS, *rows)]
+    """Per column of ROWS, the width of its longest word."""
+    return [max(cell_len(word) for cell in column for word in (cell.split() or [""])) for column in zip(*rows)]
+
+
+def _table_width(widths: Sequence[int]) -> int:
+    """A boxed table's width with columns of WIDTHS: one space each side of each, and the borders."""
+    return sum(width + 2 for width in widths) + len(widths) + 1
 
 
 def _narrowest_table(rows: Sequence[tuple[str, ...]]) -> int:
     """The width below which the table would have to cut a word: per column its longest word
     (header included) plus one space each side, plus the borders."""
-    return sum(width + 2 for width in _longest_words(rows)) + len(COLUMNS) + 1
+    return _table_width(_longest_words([COLUMNS, *rows]))
 
 
 def _table(rows: Sequence[tuple[str, ...]], title: str) -> Table:
     table = Table(title=title or None, show_lines=True, expand=False)
-    for column, longest in zip(COLUMNS, _longest_words(rows)):
+    for column, longest in zip(COLUMNS, _longest_words([COLUMNS, *rows])):
         table.add_column(column, no_wrap=column in ("claim", "verdict"), min_width=longest)
     for *cells, verdict in rows:
         style = "green" if verdict == "as expected" else "bold red"
@@ -135,7 +142,7 @@ def to_markdown(results: Sequence[Result], *, title: str) -> str:
 
 def _facts(doc: dict, lab: str, probe: str) -> dict | None:
     for r in doc.get("results", []):
-        if r["lab"] == lab and r["probe"] == probe:
+        if r.get("lab") == lab and r.get("probe") == probe:
             return r.get("facts") or {}
     return None
 
@@ -147,9 +154,11 @@ def _sources(facts: dict | None) -> str:
     return ", ".join(kinds) if kinds else "no answer"
 
 
-COMPARISON_COLUMNS = ("provider", "address assigned", "reachable on :80", "source (Cluster)",
-                      "source (Local)", "health check per node", "failover", "BGP next hops",
-                      "BGP withdrawal", "HAProxy UP (Local)", "HAProxy mark-down", "DNS RR first-try failures")
+# What the providers' runs show side by side, one row each (the runs are the columns).
+BEHAVIOURS = ("address assigned", "reachable on :80", "source (Cluster)", "source (Local)",
+              "health check per node", "failover", "BGP next hops", "BGP withdrawal", "HAProxy UP (Local)",
+              "HAProxy mark-down", "DNS RR first-try failures")
+HELD, DIFFERED, NOT_RUN = "held", "DIFFERED", "—"
 
 
 def _short(node: str) -> str:
@@ -162,45 +171,167 @@ def _seconds(facts: dict | None, key: str, absent: str = "none") -> str:
     return f"{facts[key]}s" if facts.get(key) is not None else absent
 
 
-def comparison_rows(docs: Sequence[dict]) -> list[dict[str, str]]:
-    """One row per provider from JSON result documents (``svclab lab.all --json``)."""
-    rows = []
+def behaviours(doc: dict) -> dict[str, str]:
+    """Each of BEHAVIOURS as one results document (``svclab lab.all --json``) shows it."""
+    address = _facts(doc, "loadbalancer", "external-address")
+    reach = _facts(doc, "loadbalancer", "port-80-at-external-address")
+    health = _facts(doc, "traffic-policy", "health-check-per-node")
+    bgp = _facts(doc, "bgp", "router-learns-the-address")
+    haproxy = _facts(doc, "external-lb", "haproxy-checks-local")
+    dns = _facts(doc, "dns-round-robin", "node-cut-off")
+    return {
+        "address assigned": "not run" if address is None else (address.get("value") or "<pending>"),
+        "reachable on :80": "not run" if reach is None else ("yes" if reach.get("answered_targets") else "no"),
+        "source (Cluster)": _sources(_facts(doc, "traffic-policy", "cluster-policy-lb-hides-client")),
+        "source (Local)": _sources(_facts(doc, "traffic-policy", "local-policy-lb-keeps-client")),
+        "health check per node": "not run" if health is None else
+            " ".join(f"{_short(node)}:{code}" for node, code in sorted(health.get("codes", {}).items())),
+        "failover": _seconds(_facts(doc, "failover", "holder-fails"), "failover_seconds"),
+        "BGP next hops": "not run" if bgp is None else
+            (" ".join(_short(n) for n in bgp.get("next_hops") or []) or "none"),
+        "BGP withdrawal": _seconds(_facts(doc, "bgp", "node-withdrawn"), "withdrawn_after"),
+        "HAProxy UP (Local)": "not run" if haproxy is None else
+            (" ".join(_short(n) for n, s in sorted((haproxy.get("status") or {}).items()) if s == "UP") or "none"),
+        "HAProxy mark-down": _seconds(_facts(doc, "external-lb", "node-cut-off"), "marked_down_after"),
+        "DNS RR first-try failures": "not run" if dns is None else
+            f"{dns.get('first_failed', 0)}/{len(dns.get('attempts') or [])}",
+    }
+
+
+def run_label(doc: dict) -> str:
+    """A run's name: its provider, and its kube-proxy mode where the document records one
+    (documents written before the mode was recorded show the provider alone)."""
+    provider = str(doc.get("provider") or "?")
+    mode = doc.get("kube_proxy_mode")
+    return f"{provider}/{mode}" if mode else provider
+
+
+def run_labels(docs: Sequence[dict]) -> list[str]:
+    """Each document's run_label, a repeated one numbered ("metallb (2)") so every column is told apart."""
+    labels, seen = [], {}
     for doc in docs:
-        address = _facts(doc, "loadbalancer", "external-address")
-        reach = _facts(doc, "loadbalancer", "port-80-at-external-address")
-        health = _facts(doc, "traffic-policy", "health-check-per-node")
-        failover = _facts(doc, "failover", "holder-fails")
-        bgp = _facts(doc, "bgp", "router-learns-the-address")
-        haproxy = _facts(doc, "external-lb", "haproxy-checks-local")
-        dns = _facts(doc, "dns-round-robin", "node-cut-off")
-        rows.append({
-            "provider": doc.get("provider", "?"),
-            "address assigned": "not run" if address is None else (address.get("value") or "<pending>"),
-            "reachable on :80": "not run" if reach is None else ("yes" if reach.get("answered_targets") else "no"),
-            "source (Cluster)": _sources(_facts(doc, "traffic-policy", "cluster-policy-lb-hides-client")),
-            "source (Local)": _sources(_facts(doc, "traffic-policy", "local-policy-lb-keeps-client")),
-            "health check per node": "not run" if health is None else
-                " ".join(f"{node.rsplit('-', 1)[-1]}:{code}" for node, code in sorted(health.get("codes", {}).items())),
-            "failover": _seconds(failover, "failover_seconds"),
-            "BGP next hops": "not run" if bgp is None else
-                (" ".join(_short(n) for n in bgp.get("next_hops") or []) or "none"),
-            "BGP withdrawal": _seconds(_facts(doc, "bgp", "node-withdrawn"), "withdrawn_after"),
-            "HAProxy UP (Local)": "not run" if haproxy is None else
-                (" ".join(_short(n) for n, s in sorted((haproxy.get("status") or {}).items()) if s == "UP") or "none"),
-            "HAProxy mark-down": _seconds(_facts(doc, "external-lb", "node-cut-off"), "marked_down_after"),
-            "DNS RR first-try failures": "not run" if dns is None else
-                f"{dns.get('first_failed', 0)}/{len(dns.get('attempts') or [])}",
-        })
+        label = run_label(doc)
+        seen[label] = seen.get(label, 0) + 1
+        labels.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
+    return labels
+
+
+@dataclasses.dataclass(frozen=True)
+class MatrixRow:
+    group: str               # "" for a behaviour, else the lab whose probe this is
+    label: str               # the behaviour, or the probe as "<claim> <probe id>"
+    cells: tuple[str, ...]   # one per run, in the documents' order
+
+
+def _by_probe(doc: dict) -> dict[tuple[str, str], dict]:
+    found: dict[tuple[str, str], dict] = {}
+    for r in doc.get("results", []):
+        found.setdefault((str(r.get("lab", "?")), str(r.get("probe", "?"))), r)
+    return found
+
+
+def _verdict(result: dict | None) -> str:
+    return NOT_RUN if result is None else HELD if result.get("passed") else DIFFERED
+
+
+def _probes(indexed: Sequence[dict[tuple[str, str], dict]]) -> list[tuple[tuple[str, str], str]]:
+    """Every (lab, probe) any run has, with its claim id: grouped by lab, each lab and each
+    probe in the order the runs first show them."""
+    claims: dict[tuple[str, str], str] = {}
+    for probes in indexed:
+        for key, r in probes.items():
+            if not claims.get(key):
+                claims[key] = str(r.get("claim") or "")
+    lab_order = {lab: i for i, lab in enumerate(dict.fromkeys(lab for lab, _ in claims))}
+    return sorted(claims.items(), key=lambda item: lab_order[item[0][0]])
+
+
+def comparison_rows(docs: Sequence[dict]) -> list[MatrixRow]:
+    """The behaviour matrix of results documents: a row per behaviour, then a row per probe any
+    of them ran (its verdict in each: held, DIFFERED, or — not run), grouped by lab."""
+    shown = [behaviours(doc) for doc in docs]
+    rows = [MatrixRow("", name, tuple(b[name] for b in shown)) for name in BEHAVIOURS]
+    indexed = [_by_probe(doc) for doc in docs]
+    for (lab, probe), claim in _probes(indexed):
+        rows.append(MatrixRow(lab, f"{claim} {probe}".strip(), tuple(_verdict(p.get((lab, probe))) for p in indexed)))
     return rows
 
 
+def mode_disagreements(docs: Sequence[dict]) -> list[str] | None:
+    """One line per probe whose verdict differs between runs of one provider under different
+    kube-proxy modes (the mode should change the rules, not the behaviour); None when no
+    provider has runs under two modes, so there is nothing to set side by side. Runs whose
+    document records no mode are left out of this."""
+    labels = run_labels(docs)
+    indexed = [_by_probe(doc) for doc in docs]
+    by_provider: dict[str, list[int]] = {}
+    for i, doc in enumerate(docs):
+        if doc.get("kube_proxy_mode"):
+            by_provider.setdefault(str(doc.get("provider") or "?"), []).append(i)
+    compared = [runs for runs in by_provider.values() if len({docs[i]["kube_proxy_mode"] for i in runs}) > 1]
+    if not compared:
+        return None
+    lines = []
+    for runs in compared:
+        for (lab, probe), claim in _probes([indexed[i] for i in runs]):
+            verdicts = [(labels[i], _verdict(indexed[i].get((lab, probe)))) for i in runs]
+            ran = [(label, v) for label, v in verdicts if v != NOT_RUN]
+            if len({v for _, v in ran}) > 1:
+                lines.append(f"{lab} {claim + ' ' if claim else ''}{probe}: "
+                             + ", ".join(f"{v} on {label}" for label, v in ran))
+    return lines
+
+
+AGREE = "verdicts agree across kube-proxy modes"
+
+
+def _header(label: str) -> str:
+    return label.replace("/", "\n", 1)   # provider over mode: narrow columns, 80 columns hold three runs
+
+
+def _behaviour_table(labels: Sequence[str], rows: Sequence[MatrixRow], width: int) -> Table:
+    cells = [("behaviour", *map(_header, labels)), *((row.label, *row.cells) for row in rows)]
+    longest = _longest_words(cells)
+    unwrapped = [max(cell_len(line) for cell in column for line in cell.splitlines() or [""]) for column in zip(*cells)]
+    # Narrower than the table unwrapped but wide enough for each column's longest word: the runs'
+    # columns are held at that width (rich would narrow every column evenly and cut an address).
+    fixed = _table_width(unwrapped) > width >= _table_width(longest)
+    table = Table(title="load-balancer providers compared")
+    table.add_column("behaviour", overflow="fold", min_width=longest[0] if fixed else None)
+    for label, longest_word in zip(labels, longest[1:]):
+        table.add_column(_header(label), overflow="fold", width=longest_word if fixed else None)
+    for row in rows:
+        table.add_row(row.label, *row.cells)
+    return table
+
+
+def _verdict_table(labels: Sequence[str], rows: Sequence[MatrixRow]) -> Table:
+    table = Table(title="probe verdicts (held: as the lab expects)")
+    table.add_column("lab · claim probe", overflow="fold")
+    for label in labels:
+        table.add_column(_header(label), overflow="fold")
+    style = {HELD: "green", DIFFERED: "bold red", NOT_RUN: "dim"}
+    group = None
+    for row in rows:
+        if row.group != group:
+            group = row.group
+            table.add_row(Text(group, style="bold"), *([""] * len(labels)))
+        table.add_row(f"  {row.label}", *(Text(cell, style=style.get(cell, "")) for cell in row.cells))
+    return table
+
+
 def render_comparison(docs: Sequence[dict], console: Console) -> None:
-    table = Table(title="load-balancer providers compared", show_lines=False)
-    for column in COMPARISON_COLUMNS:
-        table.add_column(column)
-    for row in comparison_rows(docs):
-        table.add_row(*(row[c] for c in COMPARISON_COLUMNS))
-    console.print(table)
+    """The matrix as two tables (behaviours; probe verdicts by lab), then the kube-proxy mode lines."""
+    labels, rows = run_labels(docs), comparison_rows(docs)
+    console.print(_behaviour_table(labels, [row for row in rows if not row.group], console.width))
+    console.print(_verdict_table(labels, [row for row in rows if row.group]))
+    lines = mode_disagreements(docs)
+    if lines is None:
+        console.print(Text("kube-proxy modes: no provider was run under two of them here", style="dim"))
+    elif not lines:
+        console.print(Text(AGREE, style="green"))
+    for line in lines or []:
+        console.print(Text(f"differs across kube-proxy modes: {line}", style="bold red"))
 
 
 def claim_text(entry: Any) -> str:

@@ -54,8 +54,9 @@ def run_labs(lab_ids: Sequence[str], flags: LabFlags) -> LabRun:
 
 def _write_files(results: list, flags: LabFlags, env: lifecycle.Environment, lab_ids: list[str]) -> None:
     if flags.json:
+        # The mode is the cluster's own: settings follow the record of the cluster kind made with it.
         text = report.to_json(results, context={"cluster": env.settings.cluster_name, "provider": env.provider.name,
-                                                "labs": lab_ids})
+                                                "kube_proxy_mode": env.settings.kube_proxy_mode, "labs": lab_ids})
         if flags.json == "-":
             print(text)
         else:

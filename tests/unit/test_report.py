@@ -66,16 +66,20 @@ def test_provider_comparison_rows():
         r("traffic-policy", "cluster-policy-lb-hides-client", {"source_kinds": []}),
     ]}
     rows = report.comparison_rows([metallb, bare])
-    assert rows[0] == {"provider": "metallb", "address assigned": "172.18.255.240", "reachable on :80": "yes",
-                       "source (Cluster)": "node", "source (Local)": "client",
-                       "health check per node": "plane:503 worker:200", "failover": "7.1s",
-                       "BGP next hops": "worker worker2", "BGP withdrawal": "5.4s", "HAProxy UP (Local)": "worker",
-                       "HAProxy mark-down": "2.5s", "DNS RR first-try failures": "10/30"}
-    assert rows[1]["address assigned"] == "<pending>"
-    assert rows[1]["reachable on :80"] == "no"
-    assert rows[1]["source (Cluster)"] == "no answer"
-    assert rows[1]["source (Local)"] == "not run" and rows[1]["failover"] == "not run"
-    assert rows[1]["BGP withdrawal"] == rows[1]["DNS RR first-try failures"] == "not run"
+    behaviour = {row.label: row.cells for row in rows if not row.group}
+    assert list(behaviour) == list(report.BEHAVIOURS)
+    assert {name: cells[0] for name, cells in behaviour.items()} == {
+        "address assigned": "172.18.255.240", "reachable on :80": "yes", "source (Cluster)": "node",
+        "source (Local)": "client", "health check per node": "plane:503 worker:200", "failover": "7.1s",
+        "BGP next hops": "worker worker2", "BGP withdrawal": "5.4s", "HAProxy UP (Local)": "worker",
+        "HAProxy mark-down": "2.5s", "DNS RR first-try failures": "10/30"}
+    none = {name: cells[1] for name, cells in behaviour.items()}
+    assert none["address assigned"] == "<pending>"
+    assert none["reachable on :80"] == "no"
+    assert none["source (Cluster)"] == "no answer"
+    assert none["source (Local)"] == "not run" and none["failover"] == "not run"
+    assert none["BGP withdrawal"] == none["DNS RR first-try failures"] == "not run"
+    assert report.run_labels([metallb, bare]) == ["metallb", "none"]
 
 
 def test_junit_has_a_case_per_probe_and_failures():
