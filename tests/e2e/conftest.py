@@ -29,8 +29,11 @@ def pytest_collection_modifyitems(config, items):
         config.hook.pytest_deselected(items=restarting)
 
 
-def svclab(*args: str, check: bool = True, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "svclab", *args], capture_output=True, text=True, timeout=timeout)
+def svclab(*args: str, check: bool = True, timeout: float = 1200,
+           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`svclab ARGS` in a child process (with ENV added to this one's environment)."""
+    proc = subprocess.run([sys.executable, "-m", "svclab", *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **env} if env else None)
     if check and proc.returncode != 0:
         raise AssertionError(f"svclab {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -61,3 +64,11 @@ def run_labs(task: str, *args: str, tmp_path: Path) -> tuple[subprocess.Complete
     proc = svclab(task, *args, "--json", str(out), "--quiet", check=False)
     assert out.exists(), f"no JSON written\n{proc.stdout}\n{proc.stderr}"
     return proc, json.loads(out.read_text())
+
+
+@pytest.fixture(scope="session")
+def metallb_all(cluster, tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], dict, Path]:
+    """lab.all on the session's MetalLB cluster, run once: (the process, its results, their file)."""
+    folder = tmp_path_factory.mktemp("metallb-all")
+    proc, data = run_labs("lab.all", "--name", cluster, tmp_path=folder)
+    return proc, data, folder / "lab.all.json"

@@ -14,8 +14,8 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def results(cluster, tmp_path_factory):
-    proc, data = run_labs("lab.all", "--name", cluster, tmp_path=tmp_path_factory.mktemp("all"))
+def results(metallb_all):
+    proc, data, _ = metallb_all
     failed = [r for r in data["results"] if not r["passed"]]
     assert proc.returncode == 0 and not failed, json.dumps(failed, indent=2) + proc.stderr
     return {(r["lab"], r["probe"]): r for r in data["results"]}
