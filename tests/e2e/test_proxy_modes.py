@@ -30,7 +30,7 @@ def test_nftables_gives_the_verdicts_of_iptables(cluster, metallb_all, tmp_path)
         assert nftables.get("kube_proxy_mode") == "nftables" and iptables.get("kube_proxy_mode") == "iptables"
         assert _verdicts(nftables) == _verdicts(iptables)
 
-        compared = svclab("report.compare", "-r", f"{iptables_file},{tmp_path / 'lab.all.json'}").stdout
+        compared = svclab("report.compare", "--results", f"{iptables_file},{tmp_path / 'lab.all.json'}").stdout
         assert "metallb/iptables" in compared and "metallb/nftables" in compared
         assert "verdicts agree across kube-proxy modes" in compared
 
