@@ -7,6 +7,12 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=$repo/.venv
 
+phase_start=$SECONDS
+phase_done() {  # how long each set-up phase took, on stderr (CI's log shows where the time goes)
+  printf '[env] %s: %ss\n' "$1" "$((SECONDS - phase_start))" >&2
+  phase_start=$SECONDS
+}
+
 # host-setup.sh exits 3 when this machine lacks something it may not change itself; it has then
 # printed what is missing and the commands that fix it. Stop with its exit code.
 bash "$repo/scripts/host-setup.sh" || {
@@ -26,10 +32,12 @@ if [[ ! -f $stamp || $repo/pyproject.toml -nt $stamp ]]; then
   touch "$stamp"
 fi
 export PATH=$venv/bin:$PATH
+phase_done "host set-up and Python environment"
 
 if [[ ${SVCLAB_USE_TESTBED:-1} != 0 ]]; then
   bash "$repo/scripts/testbed/prereqs.sh" "$venv"
   testbed=$("$venv/bin/python" "$repo/scripts/testbed/builder.py" build)
   export SVCLAB_NODE_IMAGE=${SVCLAB_NODE_IMAGE:-$(jq -r .node_image <<<"$testbed")}
   export SVCLAB_MIRROR=${SVCLAB_MIRROR:-$(jq -r .mirror <<<"$testbed")}
+  phase_done "test bed"
 fi
