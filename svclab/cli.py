@@ -269,8 +269,41 @@ def claims(c, results=""):
 
 
 report_ns = Collection("report")
-report_ns.add_task(Task(compare, help={"results": "comma-separated JSON result files, one per provider"}))
+report_ns.add_task(Task(compare, help={"results": "comma-separated JSON result files (lab.all --json), one per run"}))
 report_ns.add_task(Task(claims, help={"results": "comma-separated JSON result files, one per provider"}))
+
+
+@guarded
+def compare_providers(c, providers=None, labs=None, json_dir=None, keep=False, name=None, workers=None,
+                      node_image=None, verbose=False, quiet=False):
+    """Run the labs on each provider, one cluster at a time, and print the behaviour matrix.
+
+    svclab compare --providers metallb,kube-vip,none
+    """
+    from .compare import compare_providers as run_compare, request_from_flags
+
+    request = request_from_flags(providers=providers, labs=labs, json_dir=json_dir, keep=keep, name=name,
+                                 workers=workers, node_image=node_image, verbose=verbose, quiet=quiet)
+    code = run_compare(request, make_console(sys.stdout))
+    if code:
+        raise Exit(code=code)
+
+
+COMPARE_HELP = {
+    "providers": "comma-separated providers, run in this order: metallb, kube-vip, none (each once)",
+    "labs": "comma-separated lab ids to run on each provider (default: every lab, as lab.all; "
+            "lab folders of your own: svclab --labs DIR compare ...)",
+    "json_dir": "folder for each provider's results, <provider>.json as lab.all --json writes it "
+                "(default: a new svclab-compare-<date>-<time> folder here)",
+    "keep": "keep the clusters this command creates (default: each is deleted once its labs are done, "
+            "or when the command is stopped)",
+    "name": "cluster name prefix: provider P runs on <prefix>-P, reused if svclab made it with P "
+            "(default: svclab-compare)",
+    "workers": "worker nodes per cluster (default: a reused cluster's, else 2)",
+    "node_image": COMMON_HELP["node_image"],
+    "verbose": COMMON_HELP["verbose"],
+    "quiet": COMMON_HELP["quiet"],
+}
 
 
 def build_namespace() -> Collection:
@@ -283,6 +316,7 @@ def build_namespace() -> Collection:
     namespace.add_collection(lab_collection())
     namespace.add_collection(images_ns)
     namespace.add_collection(report_ns)
+    namespace.add_task(Task(compare_providers, name="compare", help=COMPARE_HELP))
     return namespace
 
 
