@@ -127,8 +127,6 @@ def lab_rules(c, service=None, name=None, node=None):
 
     settings = flag_settings(name)
     summary, found = collect(settings, service, node)
-    if found and found[0].mode == "ipvs":
-        UI().warn("kube-proxy runs in ipvs mode: the Service's forwarding lives in IPVS, not in these tables")
     print(summary)
     print()
     print(render(found), end="")
