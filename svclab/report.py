@@ -344,16 +344,32 @@ def claim_providers(entry: Any) -> tuple[str, ...]:
     return tuple(entry.get("providers") or ()) if isinstance(entry, dict) else ()
 
 
+def _across_modes(docs: Sequence[dict]) -> tuple[str, str]:
+    """The verdict and observation of a claim shown by setting runs of one provider under
+    different kube-proxy modes side by side (``across: kube_proxy_mode`` in claims.yaml)."""
+    differing = mode_disagreements(docs)
+    if differing is None:
+        return "not shown", "(needs runs of one provider under two kube-proxy modes)"
+    modes = sorted({str(doc["kube_proxy_mode"]) for doc in docs if doc.get("kube_proxy_mode")})
+    if differing:
+        return "**not held**", "; ".join(differing[:3]) + (" …" if len(differing) > 3 else "")
+    probes = len({(r["lab"], r["probe"]) for doc in docs for r in doc.get("results", [])})
+    return "held", f"{probes} probes, the same verdicts under {', '.join(modes)}"
+
+
 def claims_markdown(claims: dict[str, Any], docs: Sequence[dict]) -> str:
     """The claims table, each claim marked from live results: held (every probe for it held, on
     every provider it ran on), not held (one differed), or not shown (no probe ran for it). A claim
-    about one implementation (``providers`` in claims.yaml) counts only that implementation's runs."""
+    about one implementation (``providers`` in claims.yaml) counts only that implementation's runs;
+    one shown across kube-proxy modes (``across``) is held when no verdict differs between them."""
     lines = ["| id | claim | verdict | observed |", "|---|---|---|---|"]
     for cid, entry in claims.items():
         providers = claim_providers(entry)
         runs = [(doc.get("provider", "?"), r) for doc in docs for r in doc.get("results", [])
                 if r["claim"] == cid and (not providers or doc.get("provider") in providers)]
-        if not runs:
+        if isinstance(entry, dict) and entry.get("across") == "kube_proxy_mode":
+            verdict, observed = _across_modes(docs)
+        elif not runs:
             verdict, observed = "not shown", f"(needs a run with {', '.join(providers)})" if providers else ""
         else:
             verdict = "held" if all(r["passed"] for _, r in runs) else "**not held**"

@@ -135,3 +135,16 @@ def test_four_runs_still_fit_80_columns_and_the_disagreement_is_printed():
 
 def test_modes_that_agree_say_so():
     assert report.AGREE in render([doc("metallb", "iptables"), doc("metallb", "nftables")])
+
+
+def test_a_claim_across_modes_is_held_not_held_or_not_shown_from_the_comparison():
+    claims = {"C38": {"claim": "The mode changes the rules, not the behaviour.", "across": "kube_proxy_mode"}}
+
+    def row(*docs):
+        return report.claims_markdown(claims, docs).splitlines()[2]
+
+    agree = row(doc("metallb", "iptables"), doc("metallb", "nftables"))
+    assert "| held |" in agree and "the same verdicts under iptables, nftables" in agree
+    differ = row(doc("metallb", "iptables"), differing(doc("metallb", "nftables"), "nodeport", "every-node"))
+    assert "**not held**" in differ and "nodeport C-nodeport every-node" in differ
+    assert "not shown" in row(doc("metallb", "iptables"), doc("kube-vip", "nftables"))
