@@ -18,6 +18,8 @@ from . import __version__, labs, lifecycle, report, session
 from .errors import EXIT_CLOSED_PIPE, EXIT_PREREQUISITE, EXIT_USAGE, UsageError
 from .exits import guarded
 from .flags import COMMON_HELP, LabFlags, flag_settings, lab_task
+from .lock import cluster_held
+from .recovery import remove_namespaces
 from .program import SvclabProgram, SvclabTask as Task
 from .ui import UI, make_console
 
@@ -29,7 +31,11 @@ __all__ = ["namespace", "program", "main"]
 def up(c, name=None, provider=None, workers=None, node_image=None, ingress=None, verbose=False, quiet=False):
     """Create (or reuse) a kind cluster with a load balancer, an Ingress controller and the probe clients."""
     settings = flag_settings(name, provider, workers, node_image, verbose, quiet, ingress)
-    lifecycle.up(settings, UI(quiet=settings.quiet, verbose=settings.verbose))
+    ui = UI(quiet=settings.quiet, verbose=settings.verbose)
+    with cluster_held(settings, "cluster.up", ui) as unfinished:
+        env = lifecycle.up(settings, ui)
+        if unfinished:
+            remove_namespaces(env.kube, unfinished.namespaces, timeout=settings.wait_timeout)
 
 
 @guarded
@@ -37,8 +43,9 @@ def down(c, name=None, verbose=False, quiet=False):
     """Delete a cluster svclab created (nothing to delete is not an error)."""
     settings = flag_settings(name, verbose=verbose, quiet=quiet)
     ui = UI(quiet=settings.quiet, verbose=settings.verbose)
-    if not lifecycle.down(settings, ui):
-        ui.step(f"no svclab cluster named {settings.cluster_name}: nothing to do")
+    with cluster_held(settings, "cluster.down", ui):
+        if not lifecycle.down(settings, ui):
+            ui.step(f"no svclab cluster named {settings.cluster_name}: nothing to do")
 
 
 @guarded

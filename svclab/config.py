@@ -68,6 +68,7 @@ class Settings:
     mirror: Path | None = None           # folder holding pinned upstream files for offline use
     wait_timeout: float = 240.0          # seconds for any single wait on cluster state
     probe_timeout: float = 5.0           # seconds for one HTTP request made by a probe
+    lock_wait: float = 120.0             # seconds a command waits for another one on the same cluster
     lb_price: str = "15-25"              # a cloud load balancer's monthly price in USD: LOW-HIGH or one figure
     verbose: bool = False
     quiet: bool = False
@@ -93,8 +94,8 @@ class Settings:
             raise UsageError(f"invalid docker network name {self.network!r}", hint="use lowercase letters, digits and '-'")
         if not 4 <= self.pool_size <= 256:
             raise UsageError(f"pool_size must be between 4 and 256, got {self.pool_size}")
-        if self.wait_timeout <= 0 or self.probe_timeout <= 0:
-            raise UsageError("timeouts must be positive numbers of seconds")
+        if self.wait_timeout <= 0 or self.probe_timeout <= 0 or self.lock_wait < 0:
+            raise UsageError("timeouts must be positive numbers of seconds (lock_wait may be 0: do not wait)")
         price_range(self.lb_price)
 
     def given(self, name: str) -> bool:

@@ -1,0 +1,142 @@
+"""One svclab command at a time per cluster, and what a command that was killed left behind.
+
+Each cluster has a lock file beside the clusters' folders (``<state>/clusters/<name>.lock``). A
+command that changes the cluster (`up`, `down`, a lab run) holds an exclusive ``flock`` on it
+while it runs; a second command waits for it up to a deadline, saying whom it waits for, then
+refuses in one line. The kernel drops the lock when its holder dies, however it dies.
+
+While it holds the lock, the command writes what it is doing into the file (its pid, its task,
+the lab namespaces it works in) and empties the file when it ends. A file that is not empty when
+the lock is taken was therefore left by a command that did not end: `Unfinished` tells the next
+one what to repair (see recovery.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from .errors import SvclabError
+
+__all__ = ["Unfinished", "lock_path", "holding", "cluster_held", "DEFAULT_WAIT"]
+
+DEFAULT_WAIT = 120.0   # seconds a command waits for another one on the same cluster
+POLL = 0.25
+
+
+@dataclasses.dataclass(frozen=True)
+class Unfinished:
+    """What a command that was killed while holding the lock was doing."""
+
+    pid: int
+    task: str
+    started: str
+    namespaces: tuple[str, ...]
+
+
+def lock_path(state_dir: Path, cluster: str) -> Path:
+    return state_dir / "clusters" / f"{cluster}.lock"
+
+
+def parse_record(text: str) -> Unfinished | None:
+    """The record a holder wrote (None for an empty or unreadable file: nothing to repair)."""
+    try:
+        data = json.loads(text) if text.strip() else None
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    return Unfinished(pid=int(data.get("pid") or 0), task=str(data.get("task") or "?"),
+                      started=str(data.get("started") or "?"),
+                      namespaces=tuple(str(n) for n in data.get("namespaces") or ()))
+
+
+def busy_message(cluster: str, holder: Unfinished | None) -> str:
+    who = f"svclab (pid {holder.pid}) runs {holder.task}, since {holder.started}" if holder else "another svclab"
+    return f"cluster {cluster} is busy: {who}"
+
+
+@contextlib.contextmanager
+def holding(state_dir: Path, cluster: str, task: str, *, namespaces: Sequence[str] = (),
+            wait: float = DEFAULT_WAIT, on_wait: Callable[[str], None] | None = None,
+            clock: Callable[[], float] = time.monotonic,
+            pause: Callable[[float], None] = time.sleep) -> Iterator[Unfinished | None]:
+    """Holds CLUSTER's lock for the block, for TASK working in NAMESPACES; yields what an earlier
+    command left unfinished, or None. Waits up to WAIT seconds for another holder (ON_WAIT is
+    told once whom it waits for), then raises SvclabError."""
+    path = lock_path(state_dir, cluster)
+    made = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()][::-1]
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline, told = clock() + wait, False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = parse_record(_read(fd))
+                if clock() >= deadline:
+                    raise SvclabError(busy_message(cluster, holder),
+                                      hint=f"wait for it to end, or stop it; svclab waited {wait:.0f}s "
+                                           "(SVCLAB_LOCK_WAIT sets how long)") from None
+                if not told and on_wait:
+                    on_wait(busy_message(cluster, holder) + f": waiting up to {wait:.0f}s")
+                    told = True
+                pause(POLL)
+        unfinished = parse_record(_read(fd))
+        _write(fd, json.dumps({"pid": os.getpid(), "task": task, "started": time.strftime("%H:%M:%S"),
+                               "namespaces": list(namespaces)}))
+        try:
+            yield unfinished
+        finally:
+            _write(fd, "")
+    finally:
+        os.close(fd)   # closing drops the flock
+        if made and not (path.parent / cluster).exists():
+            # A command that made nothing (bad input, Docker down) leaves no folder behind either.
+            # (Only a second command for the same new cluster, started in this instant, could
+            # still be waiting on the file: it would then hold a lock nobody else can see.)
+            with contextlib.suppress(OSError):
+                path.unlink()
+                for folder in reversed(made):
+                    folder.rmdir()
+
+
+def _read(fd: int) -> str:
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def _write(fd: int, text: str) -> None:
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, text.encode())
+    os.fsync(fd)
+
+
+@contextlib.contextmanager
+def cluster_held(settings, task: str, ui, *, namespaces: Sequence[str] = ()) -> Iterator[Unfinished | None]:
+    """`holding` for SETTINGS' cluster, waiting settings.lock_wait seconds and saying so on UI;
+    the nodes an unfinished earlier command left frozen or cut off are repaired at once (before
+    anything talks to the cluster), and said so; the caller removes its namespaces."""
+    with holding(settings.state_dir, settings.cluster_name, task, namespaces=namespaces,
+                 wait=settings.lock_wait, on_wait=ui.step) as unfinished:
+        if unfinished is not None:
+            from .network import docker_client
+            from .recovery import repair_nodes
+
+            ui.warn(f"an earlier svclab (pid {unfinished.pid}, {unfinished.task}) stopped before it ended: "
+                    "repairing what it left")
+            for line in repair_nodes(docker_client(), settings.cluster_name):
+                ui.step(line)
+        yield unfinished

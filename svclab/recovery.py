@@ -1,0 +1,44 @@
+"""Repairs what a svclab command killed mid-run (lock.Unfinished) can leave behind: a node still
+frozen or cut off its network by a failover-style probe, and lab namespaces in a half-changed
+state (a Service's status written, a Deployment scaled to zero, a policy flipped). Nodes are
+repaired through Docker before anything talks to the cluster (a frozen control plane answers
+nothing); the namespaces are deleted, and the labs apply them afresh."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from . import freezer
+from .cluster import node_containers
+from .probes.outage import RECONNECT_NODE
+
+__all__ = ["repair_nodes", "remove_namespaces"]
+
+OUTAGE_TABLES = "svclab_outage"   # the nft tables outage.cut_off adds to a node
+
+
+def repair_nodes(dc, cluster: str) -> list[str]:
+    """Thaws, unpauses and reconnects CLUSTER's nodes; returns what was done, one line each."""
+    done = []
+    for container in node_containers(dc, cluster, stopped=False):
+        container.reload()
+        if container.status == "paused":
+            container.unpause()
+            done.append(f"unpaused node {container.name}")
+        if freezer.thaw(container.id):
+            done.append(f"thawed node {container.name}")
+        tables = container.exec_run(["nft", "list", "tables"]).output.decode(errors="replace")
+        if OUTAGE_TABLES in tables:
+            container.exec_run(["sh", "-c", f"printf '{RECONNECT_NODE}' | nft -f -"])
+            done.append(f"reconnected node {container.name}")
+    return done
+
+
+def remove_namespaces(kube, names: Sequence[str], *, timeout: float) -> list[str]:
+    """Deletes those of the lab namespaces NAMES that exist (waiting for each to go); returns them."""
+    removed = []
+    for name in names:
+        if kube.get("v1", "Namespace", name) is not None:
+            kube.delete_namespace(name, timeout=timeout)
+            removed.append(name)
+    return removed
