@@ -3,4 +3,5 @@
 # real kind clusters. Extra arguments go to pytest.
 source "$(dirname "$0")/env.sh"
 cd "$repo"
+bash "$repo/scripts/browser.sh"   # the HTML report's browser tests use Debian's chromium
 exec pytest tests "$@"

@@ -273,9 +273,21 @@ def claims(c, results=""):
     print(report.claims_markdown(labs.load_claims(), _load_results(results)), end="")
 
 
+@guarded
+def html(c, results="", output="svclab-report.html"):
+    """Write the HTML report of `lab.all --json` files: svclab report.html --results a.json,b.json --output FILE"""
+    from . import html_report
+
+    page = html_report.render_page(_load_results(results), labs.load_claims())
+    Path(output).write_text(page, encoding="utf-8")
+    print(f"wrote {output} ({len(page.encode()) // 1024} KiB)")
+
+
 report_ns = Collection("report")
 report_ns.add_task(Task(compare, help={"results": "comma-separated JSON result files (lab.all --json), one per run"}))
 report_ns.add_task(Task(claims, help={"results": "comma-separated JSON result files, one per provider"}))
+report_ns.add_task(Task(html, help={"results": "comma-separated JSON result files (lab.all --json), one per run",
+                                    "output": "the HTML file to write (default: svclab-report.html)"}))
 
 
 @guarded

@@ -49,6 +49,8 @@ class LabFlags:
     junit: str | None = _flag(None, "also write results as JUnit XML to this file")
     markdown: str | None = _flag(None, "also write a Markdown summary to this file "
                                        "(appended to $GITHUB_STEP_SUMMARY when set)")
+    html: str | None = _flag(None, "also write an HTML report to this file: each lab's cluster as observed, "
+                                   "every probe's path drawn on it, timelines and the claims")
     diagnostics: str | None = _flag(None, "folder for the diagnostics bundle written when a probe differs "
                                           "(default: here)")
     verbose: bool = _flag(False, COMMON_HELP["verbose"])

@@ -35,7 +35,7 @@ from .probes import Expectation, ProbeSpec
 from .probes.traffic import CLIENT_LABEL
 
 __all__ = ["Lab", "Probe", "Result", "LabFolder", "lab_folders", "available_labs", "lab_ids", "load_lab",
-           "load_lab_dir", "load_claims", "run_lab", "start_lab", "run_probe", "run_order"]
+           "load_lab_dir", "load_claims", "run_lab", "start_lab", "run_probe", "run_order", "topology_record"]
 
 LABS_ENV = "SVCLAB_LABS"
 LAB_ID = re.compile(r"[a-z0-9]([-a-z0-9]{0,48}[a-z0-9])?")
@@ -258,6 +258,14 @@ def topology_node(node: dict[str, Any]) -> probes.NodeInfo:
                            labels.get("svclab.io/backend-node") == "true")
 
 
+def topology_record(topo: probes.Topology) -> dict[str, Any]:
+    """TOPO as the results JSON records it per lab (what the HTML report draws)."""
+    pool = topo.pool
+    return {"nodes": [{"name": n.name, "ip": n.ip, "pod_cidr": n.pod_cidr, "backend": n.backend} for n in topo.nodes],
+            "pods": dict(topo.pod_nodes), "client_ip": topo.client_ip, "client_pod_ip": topo.client_pod_ip,
+            "pool": {"subnet": pool.subnet, "range": pool.range} if pool is not None else None}
+
+
 def prepare(env: Environment, lab: Lab) -> None:
     kube = env.kube
     for name in lab.upstream:
@@ -324,8 +332,11 @@ def run_order(lab: Lab, provider: str) -> list[list[ProbeSpec]]:
     return [b for b in (converging, absent) if b] + [[p] for p in lab.probes if p.changes_cluster()]
 
 
-def run_lab(env: Environment, lab: Lab) -> list[Result]:
+def run_lab(env: Environment, lab: Lab, topologies: dict[str, Any] | None = None) -> list[Result]:
+    """LAB's results; TOPOLOGIES, when given, gets the lab's topology_record under its id."""
     ctx = start_lab(env, lab)
+    if topologies is not None:
+        topologies[lab.id] = topology_record(ctx.topology)
     results: dict[str, Result] = {}
     # The probe threads' waits stop at their next round when the run is interrupted.
     with Workers(f"lab-{lab.id}") as workers:

@@ -130,10 +130,20 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", "<br>")
 
 
-def to_markdown(results: Sequence[Result], *, title: str) -> str:
+def to_markdown(results: Sequence[Result], *, title: str, doc: dict | None = None, html: str | None = None) -> str:
+    """The summary: a table of the probes; with DOC (the results document) the key lab's cluster
+    as a Mermaid flowchart, with HTML a link to the HTML report written beside it."""
     s = summary(results)
-    lines = [f"### {title}", "", f"**{s['passed']}/{s['probes']} probes as expected**", "",
-             "| claim | path | expected | observed | verdict |", "|---|---|---|---|---|"]
+    lines = [f"### {title}", "", f"**{s['passed']}/{s['probes']} probes as expected**", ""]
+    if html:
+        lines += [f"Every probe's path, drawn on each lab's cluster: [{html}]({html})", ""]
+    if doc is not None:
+        from .mermaid import key_flowchart
+
+        if key := key_flowchart(doc):
+            lines += [f"lab {key[0]}: the cluster as observed and the probes' paths (red: a probe differed)", "",
+                      "```mermaid", key[1].rstrip("\n"), "```", ""]
+    lines += ["| claim | path | expected | observed | verdict |", "|---|---|---|---|---|"]
     for r in results:
         verdict = "✅ as expected" if r.passed else "❌ differs: " + _md("; ".join(r.problems))
         lines.append(f"| {r.claim} | {_md(r.lab + ': ' + r.path)} | {_md(r.expected)} | {_md(r.observed)} | {verdict} |")

@@ -1,10 +1,11 @@
 """One lab run, from flags to exit code: the settings, the cluster (brought up if needed), the
-labs (or, with --step, one probe at a time), the results table, the JSON/JUnit/Markdown files
+labs (or, with --step, one probe at a time), the results table, the JSON/JUnit/Markdown/HTML files
 and $GITHUB_STEP_SUMMARY, and on a mismatch the diagnostics bundle."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -31,16 +32,17 @@ def run_labs(lab_ids: Sequence[str], flags: LabFlags) -> LabRun:
     env = lifecycle.up(settings, ui)
     # `--json -`: standard output carries the JSON alone; the table goes to standard error.
     out = make_console(sys.stderr if flags.json == "-" else sys.stdout)
+    topologies: dict = {}   # lab id -> labs.topology_record (not recorded with --step)
     if flags.step:
         from .instructor import Score, step_lab
 
         pause, score = flags.pause and sys.stdin.isatty(), Score()   # one score across the labs
         results = [r for lab in selected for r in step_lab(env, lab, out, pause=pause, score=score)]
     else:
-        results = [r for lab in selected for r in labs.run_lab(env, lab)]
+        results = [r for lab in selected for r in labs.run_lab(env, lab, topologies)]
     ui.stop()
     report.render_table(results, out, title=f"svclab · provider {env.provider.describe()}")
-    _write_files(results, flags, env, list(lab_ids))
+    _write_files(results, flags, env, list(lab_ids), topologies)
     code = report.exit_code(results)
     folder = None
     if code:
@@ -52,20 +54,28 @@ def run_labs(lab_ids: Sequence[str], flags: LabFlags) -> LabRun:
     return LabRun(results, code, folder)
 
 
-def _write_files(results: list, flags: LabFlags, env: lifecycle.Environment, lab_ids: list[str]) -> None:
+def _write_files(results: list, flags: LabFlags, env: lifecycle.Environment, lab_ids: list[str],
+                 topologies: dict) -> None:
+    # The mode is the cluster's own: settings follow the record of the cluster kind made with it.
+    text = report.to_json(results, context={"cluster": env.settings.cluster_name, "provider": env.provider.name,
+                                            "kube_proxy_mode": env.settings.kube_proxy_mode, "labs": lab_ids,
+                                            "topology": topologies})
     if flags.json:
-        # The mode is the cluster's own: settings follow the record of the cluster kind made with it.
-        text = report.to_json(results, context={"cluster": env.settings.cluster_name, "provider": env.provider.name,
-                                                "kube_proxy_mode": env.settings.kube_proxy_mode, "labs": lab_ids})
         if flags.json == "-":
             print(text)
         else:
             Path(flags.json).write_text(text + "\n")
     if flags.junit:
         Path(flags.junit).write_text(report.to_junit(results) + "\n")
+    doc = json.loads(text)   # the HTML page and the Markdown diagram read what the JSON file holds
+    if flags.html:
+        from . import html_report
+
+        Path(flags.html).write_text(html_report.render_page([doc], labs.load_claims()), encoding="utf-8")
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
     if flags.markdown or summary_file:
-        text = report.to_markdown(results, title=f"svclab {' '.join(lab_ids)} · {env.provider.name}")
+        text = report.to_markdown(results, title=f"svclab {' '.join(lab_ids)} · {env.provider.name}",
+                                  doc=doc, html=flags.html)
         if flags.markdown:
             Path(flags.markdown).write_text(text)
         if summary_file:

@@ -10,7 +10,7 @@ from invoke import Context, Exit
 from svclab.errors import EXIT_USAGE, UsageError
 from svclab.flags import LAB_HELP, LabFlags, lab_task
 
-LAB_FLAGS = ["name", "provider", "workers", "node_image", "json", "junit", "markdown", "diagnostics", "verbose",
+LAB_FLAGS = ["name", "provider", "workers", "node_image", "json", "junit", "markdown", "html", "diagnostics", "verbose",
              "quiet", "step", "pause"]
 
 

@@ -86,8 +86,9 @@ def _lab_ids(tree: list[str]) -> list[str]:
 
 
 def _packaged(tree: list[str]) -> list[str]:
-    """Every file svclab reads at run time: the labs (with claims.yaml), its manifests, its pins."""
-    return [n for n in tree if n.startswith(("labs/", "manifests/"))] + ["svclab/pins.toml"]
+    """Every file svclab reads at run time: the labs (with claims.yaml), its manifests, its pins,
+    the HTML report's template."""
+    return [n for n in tree if n.startswith(("labs/", "manifests/", "svclab/templates/"))] + ["svclab/pins.toml"]
 
 
 def test_tree_has_labs_and_manifests(tree):
@@ -162,6 +163,18 @@ def test_installed_report_claims_marks_claims_from_a_results_file(venv, work, tr
     assert "| held |" in rows["C5"] and "metallb: 3/3 answered" in rows["C5"]
     assert "**not held**" in rows["C8"] and "metallb: admitted" in rows["C8"]
     assert "not shown" in rows["C1"]
+
+
+def test_installed_report_html_writes_the_page_from_its_template(venv, work):
+    saved = work / "for-html.json"
+    result = Result(lab="nodeport", probe="every-node", claim="C5", path="outside → every node", expected="answers",
+                    observed="1/1 answered", evidence=["outside → svclab-worker 172.18.0.3:30080: 1/1 answered"],
+                    passed=True, problems=[], seconds=0.1)
+    saved.write_text(report.to_json([result], context={"cluster": "svclab", "provider": "metallb"}))
+    page = work / "report.html"
+    proc = _svclab(venv, work, "report.html", "--results", saved, "--output", page)
+    assert proc.returncode == 0, proc.stderr
+    assert 'data-probe="nodeport/every-node"' in page.read_text()
 
 
 def test_installed_copy_reads_its_files_from_site_packages(venv, work):

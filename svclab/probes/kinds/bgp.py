@@ -158,10 +158,13 @@ def _listed(peers: dict[str, str]) -> str:
 def _withdrawal(ctx, spec: Spec, edge, ip: str, port: int, names: dict[str, str], evidence: list[str]) -> dict[str, Any]:
     node = spare_node(ctx)
     sent: list[tuple[float, bool]] = []
+    attempts: list[dict[str, Any]] = []   # each: seconds after the cut, answered, the pod and its node
 
     def one_round() -> list[str]:
-        ok = bool(outside_dial(ctx, ip, port, "hostname", 1, timeout=1, also=(edge.subnet,)).get("responses"))
-        sent.append((time.monotonic() - started, ok))
+        got = outside_dial(ctx, ip, port, "hostname", 1, timeout=1, also=(edge.subnet,)).get("responses") or []
+        sent.append((time.monotonic() - started, bool(got)))
+        attempts.append({"at": round(sent[-1][0], 2), "answered": bool(got), "pod": got[0] if got else None,
+                         "node": ctx.topology.pod_nodes.get(got[0]) if got else None})
         return _next_hops(edge, ip, names)
 
     with cut_off(ctx, node):
@@ -181,7 +184,7 @@ def _withdrawal(ctx, spec: Spec, edge, ip: str, port: int, names: dict[str, str]
                     f"restored {node}")
     return {"cut_node": node, "withdrawn_after": None if withdrawn is None else round(withdrawn, 2),
             "sent_during": len(sent), "failed_during": len(failed), "outage_window": round(window, 2),
-            "answered_after": sum(after), "tried_after": len(after), "next_hops_after": hops}
+            "answered_after": sum(after), "tried_after": len(after), "next_hops_after": hops, "attempts": attempts}
 
 
 def judge(facts: dict[str, Any], expect: Expect, topology: Topology | None = None) -> list[str]:

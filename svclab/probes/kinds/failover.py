@@ -70,25 +70,28 @@ def observe(ctx, spec: Spec) -> Observation:
     if reported := provider.holder(kube, ctx.namespace, name):
         evidence.append(f"{provider.name} reports the address held by node {reported}")
     took = after = None
-    attempts = 0
+    attempts: list[dict[str, Any]] = []   # each: seconds after the cut, answered, the pod and its node
     with cut_off(ctx, holder, freeze=True):
         evidence.append(f"cut {holder} off the network and froze it")
         started = time.monotonic()
         while time.monotonic() - started < within:
-            attempts += 1
-            if outside_get(ctx, ip, port, "hostname", 1):
+            pod = outside_get(ctx, ip, port, "hostname", 1)
+            attempts.append({"at": round(time.monotonic() - started, 2), "answered": bool(pod), "pod": pod,
+                             "node": ctx.topology.pod_nodes.get(pod) if pod else None})
+            if pod:
                 took = time.monotonic() - started
                 break
         if took is not None:
             after = arp_holder(ctx, ip)
     evidence.append(f"restored {holder}")
     if took is None:
-        evidence.append(f"{ip} did not answer within {within:.0f}s ({attempts} attempts)")
-        return Observation("no answer after failover", evidence, {"address": ip, "holder_before": holder})
-    evidence.append(f"{ip} answered again after {took:.1f}s ({attempts} attempts), now held by {after or '?'}")
+        evidence.append(f"{ip} did not answer within {within:.0f}s ({len(attempts)} attempts)")
+        return Observation("no answer after failover", evidence,
+                           {"address": ip, "holder_before": holder, "attempts": attempts})
+    evidence.append(f"{ip} answered again after {took:.1f}s ({len(attempts)} attempts), now held by {after or '?'}")
     return Observation(f"failover in {took:.1f}s: {holder} → {after or '?'}", evidence,
                        {"address": ip, "failover_seconds": round(took, 2), "holder_before": holder,
-                        "holder_after": after})
+                        "holder_after": after, "attempts": attempts})
 
 
 

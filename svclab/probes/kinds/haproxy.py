@@ -190,12 +190,19 @@ def observe(ctx, spec: Spec) -> Observation:
 def _cut_off_one(ctx, spec: Spec, address: str, evidence: list[str]) -> dict[str, Any]:
     node = spare_node(ctx)
     counts = {"sent": 0, "failed": 0}
+    # Each: seconds after the cut, answered, the pod and its node, the cut node's status in HAProxy after it.
+    attempts: list[dict[str, Any]] = []
 
     def one_round() -> str:
         counts["sent"] += 1
-        if not outside_dial(ctx, address, FRONTEND_PORT, "hostname", 1, timeout=2).get("responses"):
+        got = outside_dial(ctx, address, FRONTEND_PORT, "hostname", 1, timeout=2).get("responses") or []
+        if not got:
             counts["failed"] += 1
-        return _stats(ctx, address).get(node, {}).get("status", "")
+        status = _stats(ctx, address).get(node, {}).get("status", "")
+        attempts.append({"at": round(time.monotonic() - started, 2), "answered": bool(got),
+                         "pod": got[0] if got else None,
+                         "node": ctx.topology.pod_nodes.get(got[0]) if got else None, "cut_status": status})
+        return status
 
     with cut_off(ctx, node):
         evidence.append(f"cut {node} off the network")
@@ -207,7 +214,7 @@ def _cut_off_one(ctx, spec: Spec, address: str, evidence: list[str]) -> dict[str
     evidence.append(f"while it noticed: {counts['sent']} requests through HAProxy, one after another, "
                     f"{counts['failed']} failed; restored {node}")
     return {"cut_node": node, "marked_down_after": None if down_after is None else round(down_after, 2),
-            "sent_during": counts["sent"], "failed_during": counts["failed"]}
+            "sent_during": counts["sent"], "failed_during": counts["failed"], "attempts": attempts}
 
 
 def judge(facts: dict[str, Any], expect: Expect, topology: Topology | None = None) -> list[str]:
