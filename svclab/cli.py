@@ -19,7 +19,6 @@ from .errors import EXIT_CLOSED_PIPE, EXIT_PREREQUISITE, EXIT_USAGE, UsageError
 from .exits import guarded
 from .flags import COMMON_HELP, LabFlags, flag_settings, lab_task
 from .lock import cluster_held
-from .recovery import remove_namespaces
 from .program import SvclabProgram, SvclabTask as Task
 from .ui import UI, make_console
 
@@ -32,10 +31,8 @@ def up(c, name=None, provider=None, workers=None, node_image=None, ingress=None,
     """Create (or reuse) a kind cluster with a load balancer, an Ingress controller and the probe clients."""
     settings = flag_settings(name, provider, workers, node_image, verbose, quiet, ingress)
     ui = UI(quiet=settings.quiet, verbose=settings.verbose)
-    with cluster_held(settings, "cluster.up", ui) as unfinished:
-        env = lifecycle.up(settings, ui)
-        if unfinished:
-            remove_namespaces(env.kube, unfinished.namespaces, timeout=settings.wait_timeout)
+    with cluster_held(settings, "cluster.up", ui):
+        lifecycle.up(settings, ui)
 
 
 @guarded
@@ -68,7 +65,11 @@ for fn, help_ in ((up, UP_HELP), (down, COMMON_HELP), (status, {"name": COMMON_H
 # ---------------------------------------------------------------- lab.*
 
 def run_labs(lab_ids: list[str], flags: LabFlags) -> None:
-    outcome = session.run_labs(lab_ids, flags)
+    settings = flags.settings()
+    task = f"lab.{lab_ids[0]}" if len(lab_ids) == 1 else f"{len(lab_ids)} labs"
+    with cluster_held(settings, task, UI(quiet=settings.quiet, verbose=settings.verbose),
+                      namespaces=[labs.namespace_of(lab_id) for lab_id in lab_ids]):
+        outcome = session.run_labs(lab_ids, flags)
     if outcome.exit_code:
         raise Exit(code=outcome.exit_code)
 

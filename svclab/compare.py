@@ -24,6 +24,7 @@ from .cluster import ClusterRecord, check_shape
 from .config import PROVIDERS, Settings
 from .errors import EXIT_MISMATCH, EXIT_OK, UsageError
 from .flags import LabFlags
+from .lock import cluster_held
 from .ui import UI, stop_spinners
 
 __all__ = ["DEFAULT_PREFIX", "CompareRequest", "Step", "cluster_name", "compare_providers", "default_json_dir",
@@ -195,17 +196,19 @@ def _run(step: Step, request: CompareRequest, settings: Settings, ui: UI) -> int
     ui.step(f"provider {step.provider}: {len(request.labs)} lab{'s' if len(request.labs) > 1 else ''} "
             f"on cluster {step.cluster}")
     ui.stop()
-    try:
-        outcome = session.run_labs(list(request.labs), request.flags(step.provider))
-    except BaseException:
-        # Stopped (Ctrl-C, SIGTERM) or failed: lifecycle.up has undone a half-made cluster; one it
-        # finished is this comparison's to delete too.
+    namespaces = [labs.namespace_of(lab_id) for lab_id in request.labs]
+    with cluster_held(settings, f"compare ({step.provider})", ui, namespaces=namespaces):
+        try:
+            outcome = session.run_labs(list(request.labs), request.flags(step.provider))
+        except BaseException:
+            # Stopped (Ctrl-C, SIGTERM) or failed: lifecycle.up has undone a half-made cluster; one it
+            # finished is this comparison's to delete too.
+            if step.delete_after:
+                _delete_after_stop(settings, ui)
+            raise
         if step.delete_after:
-            _delete_after_stop(settings, ui)
-        raise
-    if step.delete_after:
-        lifecycle.down(settings, ui)
-    elif not step.reuse:
+            lifecycle.down(settings, ui)
+    if not step.delete_after and not step.reuse:
         ui.step(f"kept cluster {step.cluster} (`svclab cluster.down --name {step.cluster}` deletes it)")
         ui.stop()
     return outcome.exit_code

@@ -42,6 +42,11 @@ LAB_ID = re.compile(r"[a-z0-9]([-a-z0-9]{0,48}[a-z0-9])?")
 Probe = ProbeSpec   # a probe as its lab defines it: one of the kinds' Spec models
 
 
+def namespace_of(lab_id: str) -> str:
+    """The namespace lab LAB_ID works in (and nothing else of svclab's does)."""
+    return f"svclab-{lab_id}"
+
+
 @dataclasses.dataclass(frozen=True)
 class Lab:
     id: str
@@ -58,7 +63,7 @@ class Lab:
 
     @property
     def namespace(self) -> str:
-        return f"svclab-{self.id}"
+        return namespace_of(self.id)
 
 
 @dataclasses.dataclass

@@ -126,17 +126,17 @@ def _write(fd: int, text: str) -> None:
 
 @contextlib.contextmanager
 def cluster_held(settings, task: str, ui, *, namespaces: Sequence[str] = ()) -> Iterator[Unfinished | None]:
-    """`holding` for SETTINGS' cluster, waiting settings.lock_wait seconds and saying so on UI;
-    the nodes an unfinished earlier command left frozen or cut off are repaired at once (before
-    anything talks to the cluster), and said so; the caller removes its namespaces."""
+    """`holding` for SETTINGS' cluster, waiting settings.lock_wait seconds and saying so on UI.
+    What an unfinished earlier command left is repaired first, and said so: its cluster's nodes
+    (through Docker: a frozen control plane answers nothing), then the lab namespaces it worked
+    in, deleted so that the labs apply them afresh."""
     with holding(settings.state_dir, settings.cluster_name, task, namespaces=namespaces,
                  wait=settings.lock_wait, on_wait=ui.step) as unfinished:
         if unfinished is not None:
-            from .network import docker_client
-            from .recovery import repair_nodes
+            from .recovery import repair
 
             ui.warn(f"an earlier svclab (pid {unfinished.pid}, {unfinished.task}) stopped before it ended: "
                     "repairing what it left")
-            for line in repair_nodes(docker_client(), settings.cluster_name):
+            for line in repair(settings, unfinished.namespaces):
                 ui.step(line)
         yield unfinished

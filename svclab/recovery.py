@@ -12,7 +12,7 @@ from . import freezer
 from .cluster import node_containers
 from .probes.outage import RECONNECT_NODE
 
-__all__ = ["repair_nodes", "remove_namespaces"]
+__all__ = ["repair", "repair_nodes", "remove_namespaces"]
 
 OUTAGE_TABLES = "svclab_outage"   # the nft tables outage.cut_off adds to a node
 
@@ -42,3 +42,18 @@ def remove_namespaces(kube, names: Sequence[str], *, timeout: float) -> list[str
             kube.delete_namespace(name, timeout=timeout)
             removed.append(name)
     return removed
+
+
+def repair(settings, namespaces: Sequence[str]) -> list[str]:
+    """Repairs SETTINGS' cluster after an unfinished command that worked in NAMESPACES: its nodes,
+    then (once the API server answers) those namespaces; returns what was done."""
+    from .kube import Kube
+    from .network import docker_client
+
+    done = repair_nodes(docker_client(), settings.cluster_name)
+    if namespaces and settings.kubeconfig.exists():
+        kube = Kube(settings.kubeconfig)
+        kube.wait_api_server(timeout=settings.wait_timeout)
+        done += [f"removed namespace {name}" for name in
+                 remove_namespaces(kube, namespaces, timeout=settings.wait_timeout)]
+    return done

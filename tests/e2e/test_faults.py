@@ -234,6 +234,63 @@ def test_frozen_container_inside_a_node_then_down_removes_everything(cluster):
     # The module's teardown runs `cluster.down` and checks that nothing is left.
 
 
+# ------------------------------------------------------------------ two commands, and a killed one
+
+def test_two_runs_on_one_cluster_take_turns_or_refuse(cluster):
+    """A second svclab on the same cluster never runs beside the first: it refuses in one line
+    when told not to wait, and otherwise waits its turn and passes."""
+    first = Running("lab.clusterip", "--name", NAME, env=cluster.env(), cwd=cluster.tmp)
+    try:
+        first.wait_for_steps(1, timeout=120)
+        refused = svclab("lab.clusterip", "--name", NAME, env=cluster.env(SVCLAB_LOCK_WAIT="0"), cwd=cluster.tmp)
+        assert refused.returncode == EXIT_FAILURE, str(refused)
+        assert len(refused.errors) == 1 and f"cluster {NAME} is busy: svclab (pid" in refused.errors[0], str(refused)
+        assert "runs lab.clusterip" in refused.errors[0]
+        second = cluster.run("lab.clusterip", "--name", NAME)
+        done = first.finish(timeout=600)
+    finally:
+        if first.proc.poll() is None:
+            first.signal(signal.SIGKILL)
+    assert done.returncode == EXIT_OK, str(done)
+    assert second.returncode == EXIT_OK, str(second)
+    assert "is busy" in second.stderr and "waiting up to" in second.stderr
+
+
+def test_a_run_killed_mid_lab_is_repaired_by_the_next_one(cluster):
+    """kill -9 while a probe has the cluster changed (a Service's status written by the lab), with a
+    node left frozen and cut off as a killed failover probe leaves it: the next run says what it
+    repairs, and the lab passes."""
+    from svclab.probes.outage import ISOLATE_NODE
+
+    kube = cluster.kube()
+    running = Running("lab.vip-shortcut", "--name", NAME, env=cluster.env(), cwd=cluster.tmp)
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            svc = kube.get("v1", "Service", "echo-unannounced", "svclab-vip-shortcut") or {}
+            if ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress"):
+                break
+            assert running.proc.poll() is None, "the lab ended before its address was written"
+            assert time.monotonic() < deadline, "the lab did not write its address within 600 s"
+            time.sleep(0.1)
+        running.signal(signal.SIGKILL)
+        running.proc.wait(timeout=10)
+    finally:
+        if running.proc.poll() is None:
+            running.signal(signal.SIGKILL)
+    worker = docker.from_env().containers.get(f"{NAME}-worker2")
+    assert worker.exec_run(["sh", "-c", f"printf '%s' '{ISOLATE_NODE.strip()}' | nft -f -"]).exit_code == 0
+    worker.pause()
+
+    again = cluster.run("lab.vip-shortcut", "--name", NAME)
+    assert again.returncode == EXIT_OK, str(again)
+    assert "stopped before it ended" in again.stderr, str(again)
+    assert f"unpaused node {worker.name}" in again.stderr and f"reconnected node {worker.name}" in again.stderr
+    worker.reload()
+    assert worker.status == "running"
+    assert "svclab_outage" not in worker.exec_run(["nft", "list", "tables"]).output.decode()
+
+
 # ------------------------------------------------------------------ Docker daemon restarted
 
 def _other_kind_clusters(mine: str) -> set[str]:
