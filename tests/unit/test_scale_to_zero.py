@@ -399,7 +399,14 @@ STUCK_LABELS = [f"{n.name} {n.ip}:{STUCK_PORT}" for n in NODES]
 EXTERNAL = f"external address {LB_IP}:80"
 
 
-def test_observe_node_ports_refused_then_answering(tmp_path):
+def _patient_settle(monkeypatch):
+    """Where the fake refuses soon, the settle ends at the refusal: give it time enough that a
+    loaded machine, whose first try can take longer than quick_settle's 0.2 s, still sees it."""
+    monkeypatch.setattr(scale_to_zero, "SETTLE", 10)
+
+
+def test_observe_node_ports_refused_then_answering(tmp_path, monkeypatch):
+    _patient_settle(monkeypatch)
     ctx = _ctx(tmp_path)
     probe = _probe("no-pod-node-port-refused")
     seen = scale_to_zero.observe(ctx, probe)
@@ -480,7 +487,8 @@ def test_observe_refuses_a_deployment_at_zero(tmp_path):
 
 # ------------------------------------------------------------------ observe, pods: not-ready
 
-def test_observe_not_ready_changes_nothing(tmp_path):
+def test_observe_not_ready_changes_nothing(tmp_path, monkeypatch):
+    _patient_settle(monkeypatch)
     (tmp_path / "state").write_text("stale\n")     # the pod just turned unready: kube-proxy behind
     ctx = _ctx(tmp_path, stuck=[(0, 0), (0, 0), (1, 0)])
     probe = _probe("not-ready-refused")
