@@ -141,8 +141,9 @@ def cluster_view(doc: Mapping[str, Any], lab: str, results: Sequence[Mapping[str
     """LAB's cluster: from the document's topology for it, else inferred from RESULTS (the lab's)."""
     topology = (doc.get("topology") or {}).get(lab)
     holders: dict[str, str] = {}
-    for r in results:
-        holders.update(lb_holders(r))
+    for r in results:   # the first probe to see an address names its holder: before any was cut off
+        for ip, holder in lb_holders(r).items():
+            holders.setdefault(ip, holder)
     drawn = {p[3:] for path in paths for leg in path.legs for p in leg.places if p.startswith("lb:")}
     lbs = tuple((ip, holders.get(ip)) for ip in sorted(drawn | lb_addresses(results) | set(holders)))
     edges = tuple(_edges(results, paths))

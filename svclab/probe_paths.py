@@ -92,7 +92,9 @@ def lb_holders(result: Mapping[str, Any]) -> dict[str, str]:
                 found[ip.group(1)] = holder
     facts = result.get("facts") or {}
     if facts.get("holder_before") and facts.get("address"):
-        found[str(facts["address"])] = facts.get("holder_after") or facts["holder_before"]
+        found[str(facts["address"])] = facts["holder_before"]
+    if facts.get("next_hops") and facts.get("address"):   # BGP: every next hop announces it
+        found.setdefault(str(facts["address"]), ", ".join(facts["next_hops"]))
     return found
 
 

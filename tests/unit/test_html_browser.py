@@ -136,3 +136,11 @@ def test_print_shows_the_evidence_without_a_click(opened):
     page, _ = opened
     page.emulate_media(media="print")
     assert page.locator("#r1-failover-holder-fails ul.evidence").is_visible()
+
+
+def test_following_a_link_to_a_probe_brings_its_path_forward(opened, report_file):
+    page, _ = opened
+    page.goto(report_file.as_uri() + "#r2-loadbalancer-local-policy-keeps-client")
+    lab = '[data-run="2"][data-probe="loadbalancer/'
+    assert page.locator(lab + 'local-policy-keeps-client"]').evaluate("e => getComputedStyle(e).opacity") == "1"
+    assert page.locator(lab + 'port-80-at-external-address"]').evaluate("e => getComputedStyle(e).opacity") == "0.15"

@@ -80,7 +80,7 @@ def test_the_recorded_topology_is_what_the_diagram_shows():
     page = html_report.render_page([doc], labs.load_claims(), titles=False)
     assert "records no topology" not in page
     for text in ("kind-worker2", "172.18.0.4", "echo-aaaaa", "10.244.1.7", f"load balancer {LB}",
-                 "answered for by kind-worker", "172.18.255.201-172.18.255.220"):
+                 "held by kind-worker", "172.18.255.201-172.18.255.220"):
         assert text in page, text
 
 
