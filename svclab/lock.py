@@ -71,15 +71,19 @@ def holding(state_dir: Path, cluster: str, task: str, *, namespaces: Sequence[st
     command left unfinished, or None. Waits up to WAIT seconds for another holder (ON_WAIT is
     told once whom it waits for), then raises SvclabError."""
     path = lock_path(state_dir, cluster)
-    made = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()][::-1]
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    made, fd = _open(path)
+    held = False
     try:
         deadline, told = clock() + wait, False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                if _still_the_file(fd, path):
+                    held = True
+                    break
+                # The holder we waited for removed the file (its cluster is gone): take a new one.
+                os.close(fd)
+                made, fd = _open(path)
             except BlockingIOError:
                 holder = parse_record(_read(fd))
                 if clock() >= deadline:
@@ -99,14 +103,28 @@ def holding(state_dir: Path, cluster: str, task: str, *, namespaces: Sequence[st
             _write(fd, "")
     finally:
         os.close(fd)   # closing drops the flock
-        if made and not (path.parent / cluster).exists():
-            # A command that made nothing (bad input, Docker down) leaves no folder behind either.
-            # (Only a second command for the same new cluster, started in this instant, could
-            # still be waiting on the file: it would then hold a lock nobody else can see.)
+        if held and not (path.parent / cluster).exists():
+            # No cluster of that name (any more): its lock file goes, and a command that made
+            # nothing (bad input, Docker down) leaves no folder behind either. A command waiting
+            # on the removed file sees that once it gets the lock, and takes a new one.
             with contextlib.suppress(OSError):
                 path.unlink()
                 for folder in reversed(made):
                     folder.rmdir()
+
+
+def _open(path: Path) -> tuple[list[Path], int]:
+    """The folders made for the lock file PATH (outermost first) and its descriptor."""
+    made = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()][::-1]
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return made, os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+
+def _still_the_file(fd: int, path: Path) -> bool:
+    try:
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _read(fd: int) -> str:

@@ -1,6 +1,7 @@
 """`svclab compare` without clusters: its flags, the plan (which clusters are reused, created and
 deleted, from what exists), and the order of the runs, with session and lifecycle stood in for."""
 
+import contextlib
 import io
 import json
 import subprocess
@@ -117,10 +118,16 @@ def test_each_run_writes_the_lab_all_document_to_its_provider_file(tmp_path):
     assert flags.diagnostics == str(tmp_path / "out") and not flags.step
 
 
+@contextlib.contextmanager
+def _no_lock(settings, task, ui, *, namespaces=()):
+    yield None
+
+
 class Stand:
     """session.run_labs and lifecycle.up/down stood in for, recording what happened in order."""
 
     def __init__(self, monkeypatch, existing=(), fail=None, interrupt=None):
+        monkeypatch.setattr(compare, "cluster_held", _no_lock)   # the lock itself: test_lock.py
         self.events = []
         self.fail, self.interrupt = fail or {}, interrupt
         monkeypatch.setattr(compare.lifecycle, "preflight", lambda settings: (None, self))

@@ -39,6 +39,7 @@ def test_a_second_command_waits_then_refuses_saying_whom_it_waited_for(tmp_path)
 
 
 def test_other_clusters_are_not_held_up(tmp_path):
+    (tmp_path / "clusters" / "c1").mkdir(parents=True)
     with lock.holding(tmp_path, "c1", "lab.all"), lock.holding(tmp_path, "c2", "lab.all", wait=0) as unfinished:
         assert unfinished is None
 
@@ -81,3 +82,31 @@ def test_a_command_that_made_nothing_leaves_no_folder(tmp_path):
     with lock.holding(state, "new", "cluster.up"):
         (state / "clusters" / "new").mkdir()
     assert lock.lock_path(state, "new").exists()
+
+
+def test_the_lock_file_of_a_cluster_that_is_gone_goes_too(tmp_path):
+    (tmp_path / "clusters" / "old").mkdir(parents=True)
+    with lock.holding(tmp_path, "old", "cluster.down"):
+        (tmp_path / "clusters" / "old").rmdir()   # what `down` does
+    assert list((tmp_path / "clusters").iterdir()) == []
+
+
+def test_a_waiter_whose_file_was_removed_takes_a_new_one(tmp_path):
+    """The holder of an absent cluster's lock removes the file as it ends; a command that was
+    waiting on that file must not then hold a lock on a file nobody else can open."""
+    calls = []
+
+    def pause(seconds):
+        if not calls:   # the first holder ends while the second waits: its file is removed
+            first.__exit__(None, None, None)
+        calls.append(seconds)
+
+    first = lock.holding(tmp_path, "gone", "cluster.down")
+    first.__enter__()
+    with lock.holding(tmp_path, "gone", "lab.all", wait=5, pause=pause):
+        path = lock.lock_path(tmp_path, "gone")
+        assert path.exists()
+        with pytest.raises(SvclabError, match="is busy"):   # a third command sees the second one's lock
+            with lock.holding(tmp_path, "gone", "cluster.up", wait=0):
+                pass
+    assert calls
