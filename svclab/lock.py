@@ -6,9 +6,9 @@ while it runs; a second command waits for it up to a deadline, saying whom it wa
 refuses in one line. The kernel drops the lock when its holder dies, however it dies.
 
 While it holds the lock, the command writes what it is doing into the file (its pid, its task,
-the lab namespaces it works in) and empties the file when it ends. A file that is not empty when
-the lock is taken was therefore left by a command that did not end: `Unfinished` tells the next
-one what to repair (see recovery.py).
+the lab namespaces it works in) and removes the file when it ends. A file with a record in it
+when the lock is taken was therefore left by a command that did not end: `Unfinished` tells the
+next one what to repair (see recovery.py).
 """
 
 from __future__ import annotations
@@ -72,14 +72,12 @@ def holding(state_dir: Path, cluster: str, task: str, *, namespaces: Sequence[st
     told once whom it waits for), then raises SvclabError."""
     path = lock_path(state_dir, cluster)
     made, fd = _open(path)
-    held = False
     try:
         deadline, told = clock() + wait, False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 if _still_the_file(fd, path):
-                    held = True
                     break
                 # The holder we waited for removed the file (its cluster is gone): take a new one.
                 os.close(fd)
@@ -100,17 +98,17 @@ def holding(state_dir: Path, cluster: str, task: str, *, namespaces: Sequence[st
         try:
             yield unfinished
         finally:
+            # A command that ends leaves no file (and a command that made nothing, bad input or
+            # Docker down, no folder either); a command waiting on the removed file sees that
+            # once it gets the lock, and takes a new one. Only a killed holder's file stays.
             _write(fd, "")
-    finally:
-        os.close(fd)   # closing drops the flock
-        if held and not (path.parent / cluster).exists():
-            # No cluster of that name (any more): its lock file goes, and a command that made
-            # nothing (bad input, Docker down) leaves no folder behind either. A command waiting
-            # on the removed file sees that once it gets the lock, and takes a new one.
             with contextlib.suppress(OSError):
                 path.unlink()
-                for folder in reversed(made):
-                    folder.rmdir()
+                if not (path.parent / cluster).exists():
+                    for folder in reversed(made):
+                        folder.rmdir()
+    finally:
+        os.close(fd)   # closing drops the flock
 
 
 def _open(path: Path) -> tuple[list[Path], int]:

@@ -20,7 +20,7 @@ def test_a_free_cluster_is_taken_at_once_and_left_empty(tmp_path):
         assert unfinished is None
         record = json.loads(lock.lock_path(tmp_path, "c1").read_text())
         assert record["pid"] == os.getpid() and record["namespaces"] == ["svclab-nodeport"]
-    assert lock.lock_path(tmp_path, "c1").read_text() == ""
+    assert not lock.lock_path(tmp_path, "c1").exists()
 
 
 def test_a_second_command_waits_then_refuses_saying_whom_it_waited_for(tmp_path):
@@ -78,10 +78,10 @@ def test_a_command_that_made_nothing_leaves_no_folder(tmp_path):
     with lock.holding(state, "new", "cluster.up"):
         assert lock.lock_path(state, "new").exists()
     assert not state.exists()
-    # Once the cluster's folder exists, the lock file stays beside it.
+    # Once the cluster's folder exists, it stays; the lock file does not.
     with lock.holding(state, "new", "cluster.up"):
         (state / "clusters" / "new").mkdir()
-    assert lock.lock_path(state, "new").exists()
+    assert (state / "clusters" / "new").is_dir() and not lock.lock_path(state, "new").exists()
 
 
 def test_the_lock_file_of_a_cluster_that_is_gone_goes_too(tmp_path):
