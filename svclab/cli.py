@@ -40,7 +40,7 @@ def down(c, name=None, verbose=False, quiet=False):
     """Delete a cluster svclab created (nothing to delete is not an error)."""
     settings = flag_settings(name, verbose=verbose, quiet=quiet)
     ui = UI(quiet=settings.quiet, verbose=settings.verbose)
-    with cluster_held(settings, "cluster.down", ui):
+    with cluster_held(settings, "cluster.down", ui, repair=False):
         if not lifecycle.down(settings, ui):
             ui.step(f"no svclab cluster named {settings.cluster_name}: nothing to do")
 

@@ -141,14 +141,16 @@ def _write(fd: int, text: str) -> None:
 
 
 @contextlib.contextmanager
-def cluster_held(settings, task: str, ui, *, namespaces: Sequence[str] = ()) -> Iterator[Unfinished | None]:
+def cluster_held(settings, task: str, ui, *, namespaces: Sequence[str] = (),
+                 repair: bool = True) -> Iterator[Unfinished | None]:
     """`holding` for SETTINGS' cluster, waiting settings.lock_wait seconds and saying so on UI.
-    What an unfinished earlier command left is repaired first, and said so: its cluster's nodes
-    (through Docker: a frozen control plane answers nothing), then the lab namespaces it worked
-    in, deleted so that the labs apply them afresh."""
+    With REPAIR, what an unfinished earlier command left is repaired first, and said so: its
+    cluster's nodes (through Docker: a frozen control plane answers nothing), then the lab
+    namespaces it worked in, deleted so that the labs apply them afresh. (`down`, which deletes
+    the cluster whatever state it is in, has nothing to repair.)"""
     with holding(settings.state_dir, settings.cluster_name, task, namespaces=namespaces,
                  wait=settings.lock_wait, on_wait=ui.step) as unfinished:
-        if unfinished is not None:
+        if unfinished is not None and repair:
             from .recovery import repair
 
             ui.warn(f"an earlier svclab (pid {unfinished.pid}, {unfinished.task}) stopped before it ended: "
