@@ -35,7 +35,7 @@ from .probes import Expectation, ProbeSpec
 from .probes.traffic import CLIENT_LABEL
 
 __all__ = ["Lab", "Probe", "Result", "LabFolder", "lab_folders", "available_labs", "lab_ids", "load_lab",
-           "load_lab_dir", "load_claims", "run_lab", "start_lab", "run_probe", "run_order", "topology_record"]
+           "load_lab_dir", "load_claims", "run_lab", "start_lab", "run_probe", "run_order", "topology_record", "topology_now"]
 
 LABS_ENV = "SVCLAB_LABS"
 LAB_ID = re.compile(r"[a-z0-9]([-a-z0-9]{0,48}[a-z0-9])?")
@@ -269,6 +269,15 @@ def topology_record(topo: probes.Topology) -> dict[str, Any]:
     return {"nodes": [{"name": n.name, "ip": n.ip, "pod_cidr": n.pod_cidr, "backend": n.backend} for n in topo.nodes],
             "pods": dict(topo.pod_nodes), "client_ip": topo.client_ip, "client_pod_ip": topo.client_pod_ip,
             "pool": {"subnet": pool.subnet, "range": pool.range} if pool is not None else None}
+
+
+def topology_now(env: Environment, lab: Lab) -> dict[str, Any] | None:
+    """LAB's topology_record as the cluster shows it now (step mode's, read after the lab's
+    probes), or None when it cannot be read."""
+    try:
+        return topology_record(_topology(env, lab.namespace)[0])
+    except SvclabError:
+        return None
 
 
 def prepare(env: Environment, lab: Lab) -> None:

@@ -32,12 +32,16 @@ def run_labs(lab_ids: Sequence[str], flags: LabFlags) -> LabRun:
     env = lifecycle.up(settings, ui)
     # `--json -`: standard output carries the JSON alone; the table goes to standard error.
     out = make_console(sys.stderr if flags.json == "-" else sys.stdout)
-    topologies: dict = {}   # lab id -> labs.topology_record (not recorded with --step)
+    topologies: dict = {}   # lab id -> labs.topology_record, for the results JSON and the HTML page
     if flags.step:
         from .instructor import Score, step_lab
 
         pause, score = flags.pause and sys.stdin.isatty(), Score()   # one score across the labs
-        results = [r for lab in selected for r in step_lab(env, lab, out, pause=pause, score=score)]
+        results = []
+        for lab in selected:
+            results += step_lab(env, lab, out, pause=pause, score=score)
+            if (seen := labs.topology_now(env, lab)) is not None:
+                topologies[lab.id] = seen
     else:
         results = [r for lab in selected for r in labs.run_lab(env, lab, topologies)]
     ui.stop()
