@@ -169,3 +169,23 @@ def test_report_html_writes_one_page_from_results_files(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "svclab", "report.html", "--results", str(tmp_path / "none.json")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "not a readable results file" in bad.stderr
+
+
+def test_a_lab_run_writes_the_topology_into_the_json_and_the_html_beside_it(tmp_path, monkeypatch):
+    import types
+
+    from svclab import session
+    from svclab.flags import LabFlags
+
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    env = types.SimpleNamespace(settings=types.SimpleNamespace(cluster_name="kind", kube_proxy_mode="iptables"),
+                                provider=types.SimpleNamespace(name="metallb"))
+    flags = LabFlags(json=str(tmp_path / "r.json"), html=str(tmp_path / "r.html"), markdown=str(tmp_path / "r.md"))
+    topologies = {"loadbalancer": labs.topology_record(TOPOLOGY), "failover": labs.topology_record(TOPOLOGY)}
+    session._write_files(synthetic_results(), flags, env, ["loadbalancer", "failover"], topologies)
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["topology"] == topologies and doc["version"] == report.JSON_VERSION
+    page = (tmp_path / "r.html").read_text()
+    assert 'data-probe="failover/holder-fails"' in page and "records no topology" not in page
+    summary = (tmp_path / "r.md").read_text()
+    assert f"[{tmp_path / 'r.html'}]({tmp_path / 'r.html'})" in summary and "```mermaid" in summary
