@@ -16,8 +16,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 import yaml
 
 from . import probes, render, resources, schema
-from .cancel import Workers
+from .cancel import WaitCancelled, Workers, bound_cancel
 from .config import pins
 from .errors import SvclabError, UsageError
 from .kube import load_manifests, poll
@@ -35,7 +36,7 @@ from .probes import Expectation, ProbeSpec
 from .probes.traffic import CLIENT_LABEL
 
 __all__ = ["Lab", "Probe", "Result", "LabFolder", "lab_folders", "available_labs", "lab_ids", "load_lab",
-           "load_lab_dir", "load_claims", "run_lab", "start_lab", "run_probe", "run_order", "topology_record", "topology_now"]
+           "load_lab_dir", "load_claims", "run_lab", "run_labs", "start_lab", "run_probe", "run_order", "topology_record", "topology_now"]
 
 LABS_ENV = "SVCLAB_LABS"
 LAB_ID = re.compile(r"[a-z0-9]([-a-z0-9]{0,48}[a-z0-9])?")
@@ -57,6 +58,7 @@ class Lab:
     probes: tuple[ProbeSpec, ...]
     directory: Traversable
     disruptive: bool = False    # changes the cluster on purpose (stops a node): runs last
+    alone: bool = False         # measures what other labs' traffic would disturb: never side by side
     upstream: tuple[str, ...] = ()  # pinned upstream manifests (pins.toml sections) applied first
     needs_ingress: bool = False     # probes the cluster's Ingress controller (cluster.up --ingress)
     source: str = ""                # where the definition came from, as errors name it
@@ -185,7 +187,7 @@ def parse_lab(lab_id: str, data: Any, directory: Traversable, *, source: str | N
         pinned=lambda name: bool((pins().get(name) or {}).get("files")))
     return Lab(id=lab_id, title=checked.title, claims=tuple(checked.claims), manifests=tuple(checked.manifests),
                deployments=tuple(checked.deployments), probes=tuple(checked.probes), directory=directory,
-               disruptive=checked.disruptive, upstream=tuple(checked.upstream), needs_ingress=checked.needs_ingress,
+               disruptive=checked.disruptive, alone=checked.alone, upstream=tuple(checked.upstream), needs_ingress=checked.needs_ingress,
                source=source)
 
 
@@ -359,6 +361,38 @@ def run_lab(env: Environment, lab: Lab, topologies: dict[str, Any] | None = None
                 result = future.result()
                 results[result.probe] = result
     return [results[p.id] for p in lab.probes]
+
+
+SIDE_BY_SIDE = 3   # labs at a time: each in its own namespace; more only queue on a 2-core machine
+
+
+def run_labs(env: Environment, selected: Sequence[Lab], topologies: dict[str, Any] | None = None, *,
+             side_by_side: int = SIDE_BY_SIDE) -> list[Result]:
+    """The results of the SELECTED labs, in their order. Each lab lives in its own namespace, so
+    up to SIDE_BY_SIDE of them run at once; a lab that disturbs the others (disruptive: it cuts a
+    node off) or that they would disturb (alone: it measures refusal times) runs by itself, after
+    them, in order."""
+    together = [lab for lab in selected if not (lab.disruptive or lab.alone)]
+    by_itself = [lab for lab in selected if lab not in together]
+    done: dict[str, list[Result]] = {}
+    turns = threading.Semaphore(max(1, side_by_side))
+
+    def take_turn(lab: Lab) -> list[Result]:
+        cancel = bound_cancel()
+        while not turns.acquire(timeout=0.2):   # a lab still waiting its turn when the run stops never starts
+            if cancel and cancel.is_set():
+                raise WaitCancelled()
+        try:
+            return run_lab(env, lab, topologies)
+        finally:
+            turns.release()
+
+    with Workers("labs") as workers:
+        for lab, future in [(lab, workers.submit(take_turn, lab)) for lab in together]:
+            done[lab.id] = future.result()
+    for lab in by_itself:
+        done[lab.id] = run_lab(env, lab, topologies)
+    return [result for lab in selected for result in done[lab.id]]
 
 
 # ------------------------------------------------------------------ checking lab folders

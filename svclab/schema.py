@@ -10,6 +10,7 @@ A lab definition is a mapping::
     upstream: [gateway_api]       # pinned upstream manifests (pins.toml sections), applied first
     needs_ingress: false          # probes the cluster's Ingress controller
     disruptive: false             # changes the cluster on purpose (stops a node): runs last
+    alone: false                  # measures what other labs' traffic would disturb: never side by side
     probes:                       # at least one; each chooses its kind's keys (svclab/probes/kinds/)
       - id: every-node
         claim: C5
@@ -63,6 +64,9 @@ class LabFile(BaseModel):
                                 description="Pinned upstream manifests (sections of svclab's pins.toml) applied first.")
     needs_ingress: bool = Field(False, description="The lab probes the cluster's Ingress controller.")
     disruptive: bool = Field(False, description="The lab changes the cluster on purpose (stops a node): it runs last.")
+    alone: bool = Field(False, description=(
+        "The lab measures what other labs' traffic would disturb (refusal times, which ICMP rate limits "
+        "share): it runs by itself, not side by side with other labs."))
     probes: list[AnyProbe] = Field(min_length=1, description="What the lab observes, each with its expectation.")
 
 

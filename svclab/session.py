@@ -43,7 +43,7 @@ def run_labs(lab_ids: Sequence[str], flags: LabFlags) -> LabRun:
             if (seen := labs.topology_now(env, lab)) is not None:
                 topologies[lab.id] = seen
     else:
-        results = [r for lab in selected for r in labs.run_lab(env, lab, topologies)]
+        results = labs.run_labs(env, selected, topologies)
     ui.stop()
     report.render_table(results, out, title=f"svclab · provider {env.provider.describe()}")
     _write_files(results, flags, env, list(lab_ids), topologies)

@@ -1,0 +1,71 @@
+"""lab.all's labs side by side: at most SIDE_BY_SIDE at once, the disruptive and the `alone` ones
+by themselves afterwards, results in the labs' order, and a stopped run starting no waiting lab."""
+
+import dataclasses
+import threading
+import time
+
+import pytest
+
+from svclab import labs
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeLab:
+    id: str
+    disruptive: bool = False
+    alone: bool = False
+
+
+class Recorder:
+    def __init__(self, seconds=0.05):
+        self.lock, self.running, self.most, self.events, self.seconds = threading.Lock(), 0, 0, [], seconds
+
+    def run_lab(self, env, lab, topologies=None):
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            self.events.append(("start", lab.id, self.running))
+        time.sleep(self.seconds)
+        with self.lock:
+            self.running -= 1
+            self.events.append(("end", lab.id))
+        return [f"{lab.id}/a", f"{lab.id}/b"]
+
+
+def test_at_most_three_at_once_and_the_others_by_themselves_after(monkeypatch):
+    recorder = Recorder()
+    monkeypatch.setattr(labs, "run_lab", recorder.run_lab)
+    selected = [FakeLab(f"l{i}") for i in range(7)] + [FakeLab("quiet", alone=True), FakeLab("cut", disruptive=True)]
+    results = labs.run_labs(None, selected)
+    assert results == [f"{lab.id}/{p}" for lab in selected for p in "ab"]
+    assert recorder.most == 3
+    starts = [e for e in recorder.events if e[0] == "start"]
+    # The lone labs start after every other lab ended, each with nothing else running.
+    last_end_of_others = max(i for i, e in enumerate(recorder.events) if e[0] == "end" and e[1].startswith("l"))
+    for name in ("quiet", "cut"):
+        index = recorder.events.index(next(e for e in starts if e[1] == name))
+        assert index > last_end_of_others and recorder.events[index][2] == 1
+
+
+def test_one_at_a_time_when_asked(monkeypatch):
+    recorder = Recorder(seconds=0.01)
+    monkeypatch.setattr(labs, "run_lab", recorder.run_lab)
+    labs.run_labs(None, [FakeLab(f"l{i}") for i in range(4)], side_by_side=1)
+    assert recorder.most == 1
+
+
+def test_a_failing_lab_ends_the_run_and_the_waiting_labs_never_start(monkeypatch):
+    started = []
+
+    def run_lab(env, lab, topologies=None):
+        started.append(lab.id)
+        if lab.id == "l0":
+            raise RuntimeError("lab l0 broke")
+        time.sleep(0.3)
+        return []
+
+    monkeypatch.setattr(labs, "run_lab", run_lab)
+    with pytest.raises(RuntimeError, match="l0 broke"):
+        labs.run_labs(None, [FakeLab(f"l{i}") for i in range(6)], side_by_side=2)
+    assert "l5" not in started   # still waiting its turn when the run stopped: cancelled, not started
