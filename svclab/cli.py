@@ -246,7 +246,7 @@ images_ns.add_task(Task(images_load, name="load", help={"archive": "archive writ
 
 @guarded
 def compare(c, results=""):
-    """Compare providers from `lab.all --json` files: svclab report.compare -r a.json,b.json"""
+    """Compare providers from `lab.all --json` files: svclab report.compare --results a.json,b.json"""
     report.render_comparison(_load_results(results), make_console(sys.stdout))
 
 

@@ -188,7 +188,7 @@ def compare_providers(request: CompareRequest, console: Console) -> int:
     docs = [json.loads(request.results_file(p).read_text()) for p in request.providers]
     report.render_comparison(docs, console)
     files = ",".join(str(request.results_file(p)) for p in request.providers)
-    console.print(f"results in {request.json_dir}/ (again: svclab report.compare -r {files})")
+    console.print(f"results in {request.json_dir}/ (again: svclab report.compare --results {files})")
     return EXIT_MISMATCH if any(codes) else EXIT_OK
 
 

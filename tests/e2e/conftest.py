@@ -70,5 +70,5 @@ def run_labs(task: str, *args: str, tmp_path: Path) -> tuple[subprocess.Complete
 def metallb_all(cluster, tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], dict, Path]:
     """lab.all on the session's MetalLB cluster, run once: (the process, its results, their file)."""
     folder = tmp_path_factory.mktemp("metallb-all")
-    proc, data = run_labs("lab.all", "--name", cluster, tmp_path=folder)
+    proc, data = run_labs("lab.all", "--name", cluster, "--html", str(folder / "lab.all.html"), tmp_path=folder)
     return proc, data, folder / "lab.all.json"

@@ -270,6 +270,19 @@ def test_c37_only_pods_reach_an_address_no_node_announces(results, status):
     assert ":" not in facts["arp"] and len(facts["captured"]) == 3 and all(facts["captured"].values())
 
 
+def test_html_report_draws_every_probe_on_the_recorded_cluster(metallb_all):
+    _, data, path = metallb_all
+    page = path.with_suffix(".html").read_text()
+    assert set(data["topology"]) == {r["lab"] for r in data["results"]}
+    assert "records no topology" not in page
+    for r in data["results"]:
+        assert f'data-probe="{r["lab"]}/{r["probe"]}"' in page
+    for node in data["topology"]["loadbalancer"]["nodes"]:
+        assert node["name"] in page and node["ip"] in page
+    attempts = next(r for r in data["results"] if r["probe"] == "holder-fails")["facts"]["attempts"]
+    assert attempts and attempts[-1]["answered"]
+
+
 def test_flipping_the_live_policy_changes_what_the_backend_sees(results):
     facts = results["traffic-policy", "flip-the-live-policy"]["facts"]
     assert (facts["before_policy"], facts["before_source"]) == ("Cluster", "node")

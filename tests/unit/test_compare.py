@@ -173,7 +173,7 @@ def test_one_cluster_at_a_time_each_deleted_before_the_next_is_made(monkeypatch,
                             ("labs", "svclab-compare-kube-vip"),          # reused: left as it was
                             ("labs", "svclab-compare-none"), ("down", "svclab-compare-none")]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["kube-vip.json", "metallb.json", "none.json"]
-    assert "C5 every-node" in text and "metallb" in text and "report.compare -r" in " ".join(text.split())
+    assert "C5 every-node" in text and "metallb" in text and "report.compare --results" in " ".join(text.split())
 
 
 def test_a_probe_that_differs_on_one_provider_ends_with_exit_1(monkeypatch, tmp_path):
