@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from .browser import check_report
 from .conftest import docker_objects, run_labs, svclab
 
 pytestmark = pytest.mark.e2e
@@ -17,7 +18,7 @@ def test_bare_metal_loadbalancer_stays_pending_and_cleans_up(cluster, tmp_path):
     before = docker_objects("svclab.io/cluster=" + BARE)
     try:
         proc, data = run_labs("lab.all", "--name", BARE, "--provider", "none", "--workers", "1",
-                              tmp_path=tmp_path)
+                              "--html", str(tmp_path / "lab.all.html"), tmp_path=tmp_path)
         results = {r["probe"]: r for r in data["results"] if r["lab"] == "loadbalancer"}
         policy = {r["probe"]: r for r in data["results"] if r["lab"] == "traffic-policy"}
         assert proc.returncode == 0, json.dumps([r for r in data["results"] if not r["passed"]], indent=2)
@@ -40,6 +41,8 @@ def test_bare_metal_loadbalancer_stays_pending_and_cleans_up(cluster, tmp_path):
         # Without an implementation too, kube-proxy captures an address written into a Service's status.
         assert every["vip-shortcut", "pod-reaches-unannounced"]["facts"]["outside_answered"] == 0
         assert every["internal-traffic", "far-client-unanswered"]["facts"]["responses"] == 0
+        check_report(tmp_path / "lab.all.html", data, tmp_path / "lab.all.png")
+        print(f"\nprovider none's HTML report and its screenshot: {tmp_path}/lab.all.html, lab.all.png")
     finally:
         svclab("cluster.down", "--name", BARE)
     assert docker_objects("svclab.io/cluster=" + BARE) == before == {"containers": [], "networks": []}

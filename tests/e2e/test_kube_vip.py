@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from .browser import check_report
 from .conftest import docker_objects, run_labs, svclab
 
 pytestmark = pytest.mark.e2e
@@ -15,7 +16,8 @@ KUBE_VIP = "svclab-e2e-kubevip"
 
 def test_kube_vip_runs_every_lab_and_fails_over(cluster, tmp_path):
     try:
-        proc, data = run_labs("lab.all", "--name", KUBE_VIP, "--provider", "kube-vip", tmp_path=tmp_path)
+        proc, data = run_labs("lab.all", "--name", KUBE_VIP, "--provider", "kube-vip",
+                              "--html", str(tmp_path / "lab.all.html"), tmp_path=tmp_path)
         failed = [r for r in data["results"] if not r["passed"]]
         assert proc.returncode == 0 and not failed, json.dumps(failed, indent=2) + proc.stderr
         results = {(r["lab"], r["probe"]): r for r in data["results"]}
@@ -41,6 +43,8 @@ def test_kube_vip_runs_every_lab_and_fails_over(cluster, tmp_path):
         shortcut = results["vip-shortcut", "pod-reaches-unannounced"]["facts"]
         assert shortcut["pod_answered"] == shortcut["tries"] and shortcut["outside_answered"] == 0
         assert ":" not in shortcut["arp"]
+        check_report(tmp_path / "lab.all.html", data, tmp_path / "lab.all.png")
+        print(f"\nkube-vip's HTML report and its screenshot: {tmp_path}/lab.all.html, lab.all.png")
     finally:
         svclab("cluster.down", "--name", KUBE_VIP)
     assert docker_objects("svclab.io/cluster=" + KUBE_VIP) == {"containers": [], "networks": []}

@@ -8,6 +8,7 @@ import statistics
 
 import pytest
 
+from .browser import check_report
 from .conftest import run_labs, svclab
 
 pytestmark = pytest.mark.e2e
@@ -281,6 +282,10 @@ def test_html_report_draws_every_probe_on_the_recorded_cluster(metallb_all):
         assert node["name"] in page and node["ip"] in page
     attempts = next(r for r in data["results"] if r["probe"] == "holder-fails")["facts"]["attempts"]
     assert attempts and attempts[-1]["answered"]
+    shot = path.with_suffix(".png")
+    check_report(path.with_suffix(".html"), data, shot)
+    print(f"\nHTML report {path.with_suffix('.html')} ({path.with_suffix('.html').stat().st_size} bytes), "
+          f"screenshot {shot}")
 
 
 def test_flipping_the_live_policy_changes_what_the_backend_sees(results):
