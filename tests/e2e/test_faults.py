@@ -194,47 +194,8 @@ def test_metallb_pods_deleted_mid_lab(cluster):
     assert run.seconds < WAIT * 6
 
 
-def test_worker_stopped_mid_lab_then_down_removes_everything(cluster):
-    dc = docker.from_env()
-    worker = dc.containers.get(f"{NAME}-worker2")
-
-    def stop_worker():
-        worker.stop(timeout=5)
-
-    run, data = _lab_with_fault(cluster, "lab.loadbalancer", stop_worker)
-    worker.reload()
-    assert worker.status == "exited"
-    assert run.returncode in (EXIT_MISMATCH, EXIT_FAILURE, EXIT_OK), str(run)
-    if run.returncode == EXIT_FAILURE:
-        assert len(run.errors) == 1, str(run)
-    results = data["results"]
-    assert results and all(r["observed"] for r in results)
-    failed = [r["probe"] for r in results if not r["passed"]]
-    print(f"\nworker stopped mid-lab: exit {run.returncode} after {run.seconds:.0f}s, differed: {failed}")
-    assert run.seconds < WAIT * 6
-    status = json.loads(cluster.run("cluster.status", "--name", NAME, "--json").stdout)
-    assert f"{NAME}-worker2" in status["nodes"]
-    # The module's teardown runs `cluster.down` and checks that nothing is left, stopped node included.
-
-
-def test_frozen_container_inside_a_node_then_down_removes_everything(cluster):
-    """A pod container inside the control-plane node left frozen, as runc leaves one when the node
-    is killed while it sets the container up (cgroup v1): Docker can then not kill the node, and
-    `kind delete` fails. svclab thaws what is frozen inside its own node and deletes again."""
-    node = docker.from_env().containers.get(f"{NAME}-control-plane")
-    scopes = sorted(Path(f"/sys/fs/cgroup/freezer/docker/{node.id}/kubelet.slice").rglob("cri-containerd-*.scope"))
-    assert scopes, f"no pod container cgroups under the freezer hierarchy of {node.name} (a cgroup v1 host is expected)"
-    state = scopes[0] / "freezer.state"
-    state.write_text("FROZEN")
-    deadline = time.monotonic() + 10
-    while state.read_text().strip() == "FREEZING" and time.monotonic() < deadline:
-        time.sleep(0.1)
-    # A task in an uninterruptible sleep can hold the cgroup in FREEZING; svclab thaws that too.
-    assert state.read_text().strip() in ("FROZEN", "FREEZING")
-    # The module's teardown runs `cluster.down` and checks that nothing is left.
-
-
 # ------------------------------------------------------------------ two commands, and a killed one
+# (Before the tests below, which leave a worker stopped and a container frozen for the teardown.)
 
 def test_two_runs_on_one_cluster_take_turns_or_refuse(cluster):
     """A second svclab on the same cluster never runs beside the first: it refuses in one line
@@ -289,6 +250,46 @@ def test_a_run_killed_mid_lab_is_repaired_by_the_next_one(cluster):
     worker.reload()
     assert worker.status == "running"
     assert "svclab_outage" not in worker.exec_run(["nft", "list", "tables"]).output.decode()
+
+
+def test_worker_stopped_mid_lab_then_down_removes_everything(cluster):
+    dc = docker.from_env()
+    worker = dc.containers.get(f"{NAME}-worker2")
+
+    def stop_worker():
+        worker.stop(timeout=5)
+
+    run, data = _lab_with_fault(cluster, "lab.loadbalancer", stop_worker)
+    worker.reload()
+    assert worker.status == "exited"
+    assert run.returncode in (EXIT_MISMATCH, EXIT_FAILURE, EXIT_OK), str(run)
+    if run.returncode == EXIT_FAILURE:
+        assert len(run.errors) == 1, str(run)
+    results = data["results"]
+    assert results and all(r["observed"] for r in results)
+    failed = [r["probe"] for r in results if not r["passed"]]
+    print(f"\nworker stopped mid-lab: exit {run.returncode} after {run.seconds:.0f}s, differed: {failed}")
+    assert run.seconds < WAIT * 6
+    status = json.loads(cluster.run("cluster.status", "--name", NAME, "--json").stdout)
+    assert f"{NAME}-worker2" in status["nodes"]
+    # The module's teardown runs `cluster.down` and checks that nothing is left, stopped node included.
+
+
+def test_frozen_container_inside_a_node_then_down_removes_everything(cluster):
+    """A pod container inside the control-plane node left frozen, as runc leaves one when the node
+    is killed while it sets the container up (cgroup v1): Docker can then not kill the node, and
+    `kind delete` fails. svclab thaws what is frozen inside its own node and deletes again."""
+    node = docker.from_env().containers.get(f"{NAME}-control-plane")
+    scopes = sorted(Path(f"/sys/fs/cgroup/freezer/docker/{node.id}/kubelet.slice").rglob("cri-containerd-*.scope"))
+    assert scopes, f"no pod container cgroups under the freezer hierarchy of {node.name} (a cgroup v1 host is expected)"
+    state = scopes[0] / "freezer.state"
+    state.write_text("FROZEN")
+    deadline = time.monotonic() + 10
+    while state.read_text().strip() == "FREEZING" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    # A task in an uninterruptible sleep can hold the cgroup in FREEZING; svclab thaws that too.
+    assert state.read_text().strip() in ("FROZEN", "FREEZING")
+    # The module's teardown runs `cluster.down` and checks that nothing is left.
 
 
 # ------------------------------------------------------------------ Docker daemon restarted
