@@ -4,6 +4,7 @@ deleted, from what exists), and the order of the runs, with session and lifecycl
 import contextlib
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -116,6 +117,15 @@ def test_each_run_writes_the_lab_all_document_to_its_provider_file(tmp_path):
     flags = compare.CompareRequest(("none",), LABS, tmp_path / "out", prefix="cmp").flags("none")
     assert (flags.name, flags.provider, flags.json) == ("cmp-none", "none", str(tmp_path / "out" / "none.json"))
     assert flags.diagnostics == str(tmp_path / "out") and not flags.step
+
+
+@pytest.fixture(autouse=True)
+def no_svclab_settings(monkeypatch):
+    """The plans here are about the flags and what exists: settings from the environment (CI
+    exports SVCLAB_NODE_IMAGE for the test bed) would make the recorded clusters another shape."""
+    for key in [k for k in os.environ if k.startswith("SVCLAB_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(Path(__file__).parent)   # no svclab.yaml from wherever the tests were started
 
 
 @contextlib.contextmanager
