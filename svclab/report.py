@@ -333,7 +333,10 @@ def _verdict_table(labels: Sequence[str], rows: Sequence[MatrixRow]) -> Table:
 def render_comparison(docs: Sequence[dict], console: Console) -> None:
     """The matrix as two tables (behaviours; probe verdicts by lab), then the kube-proxy mode lines."""
     labels, rows = run_labels(docs), comparison_rows(docs)
-    console.print(_behaviour_table(labels, [row for row in rows if not row.group], console.width))
+    # Behaviours none of the runs' labs showed are left out (a comparison over a few labs).
+    behaviours = [row for row in rows if not row.group and any(cell != "not run" for cell in row.cells)]
+    if behaviours:
+        console.print(_behaviour_table(labels, behaviours, console.width))
     console.print(_verdict_table(labels, [row for row in rows if row.group]))
     lines = mode_disagreements(docs)
     if lines is None:

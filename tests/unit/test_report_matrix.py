@@ -148,3 +148,13 @@ def test_a_claim_across_modes_is_held_not_held_or_not_shown_from_the_comparison(
     differ = row(doc("metallb", "iptables"), differing(doc("metallb", "nftables"), "nodeport", "every-node"))
     assert "**not held**" in differ and "nodeport C-nodeport every-node" in differ
     assert "not shown" in row(doc("metallb", "iptables"), doc("kube-vip", "nftables"))
+
+
+def test_behaviours_no_run_showed_are_left_out():
+    only = ("no-node-ports", "vip-shortcut")
+    few = [dict(d, results=[r for r in d["results"] if r["lab"] in only])
+           for d in (doc("metallb", "iptables"), doc("none", "iptables"))]
+    text = render(few)
+    assert "behaviour" not in text and "not run" not in text
+    assert "C-no-node-ports no-node-port" in text
+    assert "behaviour" in render([doc("metallb", "iptables")])
