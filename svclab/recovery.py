@@ -10,11 +10,9 @@ from collections.abc import Sequence
 
 from . import freezer
 from .cluster import node_containers
-from .probes.outage import RECONNECT_NODE
+from .probes.outage import OUTAGE_TABLE, reconnect
 
 __all__ = ["repair", "repair_nodes", "remove_namespaces"]
-
-OUTAGE_TABLES = "svclab_outage"   # the nft tables outage.cut_off adds to a node
 
 
 def repair_nodes(dc, cluster: str) -> list[str]:
@@ -28,8 +26,8 @@ def repair_nodes(dc, cluster: str) -> list[str]:
         if freezer.thaw(container.id):
             done.append(f"thawed node {container.name}")
         tables = container.exec_run(["nft", "list", "tables"]).output.decode(errors="replace")
-        if OUTAGE_TABLES in tables:
-            container.exec_run(["sh", "-c", f"printf '{RECONNECT_NODE}' | nft -f -"])
+        if OUTAGE_TABLE in tables:
+            reconnect(container)
             done.append(f"reconnected node {container.name}")
     return done
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from ..errors import SvclabError
 
-__all__ = ["cut_off", "node_container", "spare_node"]
+__all__ = ["cut_off", "isolate", "node_container", "reconnect", "spare_node", "OUTAGE_TABLE"]
 
 ISOLATE_NODE = """
 table inet svclab_outage {
@@ -25,6 +25,17 @@ table arp svclab_outage {
 }
 """
 RECONNECT_NODE = "delete table inet svclab_outage\ndelete table arp svclab_outage\n"
+OUTAGE_TABLE = "svclab_outage"   # the nft tables' name: a node that has them is cut off
+
+
+def isolate(container):
+    """Cuts the node CONTAINER off its network (nft's result: exit code and output)."""
+    return container.exec_run(["sh", "-c", f"printf '%s' '{ISOLATE_NODE.strip()}' | nft -f -"])
+
+
+def reconnect(container) -> None:
+    """Puts the node CONTAINER back on its network (nothing happens to one that is not cut off)."""
+    container.exec_run(["sh", "-c", f"printf '{RECONNECT_NODE}' | nft -f -"])
 
 
 def node_container(ctx, node: str):
@@ -56,7 +67,7 @@ def cut_off(ctx, node: str, *, freeze: bool = False) -> Iterator[None]:
     """NODE cut off its network (and frozen, with FREEZE) for the block; put back afterwards, and
     the cluster's nodes Ready again before the block's caller goes on."""
     container = node_container(ctx, node)
-    result = container.exec_run(["sh", "-c", f"printf '%s' '{ISOLATE_NODE.strip()}' | nft -f -"])
+    result = isolate(container)
     if result.exit_code != 0:
         raise SvclabError(f"could not cut {node} off the network: {result.output.decode().strip()[:200]}")
     try:
@@ -68,5 +79,5 @@ def cut_off(ctx, node: str, *, freeze: bool = False) -> Iterator[None]:
             if freeze:
                 container.unpause()
     finally:
-        container.exec_run(["sh", "-c", f"printf '{RECONNECT_NODE}' | nft -f -"])
+        reconnect(container)
     ctx.kube.wait_nodes_ready(len(ctx.topology.nodes), timeout=ctx.settings.wait_timeout)

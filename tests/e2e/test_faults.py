@@ -221,7 +221,7 @@ def test_a_run_killed_mid_lab_is_repaired_by_the_next_one(cluster):
     """kill -9 while a probe has the cluster changed (a Service's status written by the lab), with a
     node left frozen and cut off as a killed failover probe leaves it: the next run says what it
     repairs, and the lab passes."""
-    from svclab.probes.outage import ISOLATE_NODE
+    from svclab.probes.outage import OUTAGE_TABLE, isolate
 
     kube = cluster.kube()
     running = Running("lab.vip-shortcut", "--name", NAME, env=cluster.env(), cwd=cluster.tmp)
@@ -240,7 +240,7 @@ def test_a_run_killed_mid_lab_is_repaired_by_the_next_one(cluster):
         if running.proc.poll() is None:
             running.signal(signal.SIGKILL)
     worker = docker.from_env().containers.get(f"{NAME}-worker2")
-    assert worker.exec_run(["sh", "-c", f"printf '%s' '{ISOLATE_NODE.strip()}' | nft -f -"]).exit_code == 0
+    assert isolate(worker).exit_code == 0
     worker.pause()
 
     again = cluster.run("lab.vip-shortcut", "--name", NAME)
@@ -249,7 +249,7 @@ def test_a_run_killed_mid_lab_is_repaired_by_the_next_one(cluster):
     assert f"unpaused node {worker.name}" in again.stderr and f"reconnected node {worker.name}" in again.stderr
     worker.reload()
     assert worker.status == "running"
-    assert "svclab_outage" not in worker.exec_run(["nft", "list", "tables"]).output.decode()
+    assert OUTAGE_TABLE not in worker.exec_run(["nft", "list", "tables"]).output.decode()
 
 
 def test_worker_stopped_mid_lab_then_down_removes_everything(cluster):
