@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-GREEN = "rgb(26, 127, 55)"
+from ..chromium import ARGS, CHROMIUM, GREEN
 
 
 def check_report(page_file: Path, data: dict, screenshot: Path) -> list[str]:

@@ -14,13 +14,9 @@ import pytest
 
 from svclab import html_report, labs
 
+from ..chromium import ARGS, CHROMIUM, GREEN, RED
 from .html_samples import ATTEMPTS, real_doc, synthetic_doc
 
-CHROMIUM = "/usr/bin/chromium"
-# Without the background-networking flags Chromium reaches for Google's hosts on start.
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-RED, GREEN = "rgb(207, 34, 46)", "rgb(26, 127, 55)"
 
 
 @pytest.fixture(scope="module")
