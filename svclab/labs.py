@@ -371,21 +371,34 @@ def run_labs(env: Environment, selected: Sequence[Lab], topologies: dict[str, An
     """The results of the SELECTED labs, in their order. Each lab lives in its own namespace, so
     up to SIDE_BY_SIDE of them run at once; a lab that disturbs the others (disruptive: it cuts a
     node off) or that they would disturb (alone: it measures refusal times) runs by itself, after
-    them, in order."""
+    them, in order. Where the provider serves one LoadBalancer Service of a name at a time, labs
+    whose LoadBalancer Services share a name take turns."""
     together = [lab for lab in selected if not (lab.disruptive or lab.alone)]
     by_itself = [lab for lab in selected if lab not in together]
+    names = ({lab.id: load_balancer_names(lab) for lab in together}
+             if env is not None and env.provider.one_name_at_a_time else {})
     done: dict[str, list[Result]] = {}
-    turns = threading.Semaphore(max(1, side_by_side))
+    running: list[Lab] = []
+    turns = threading.Condition()
+
+    def may_start(lab: Lab) -> bool:
+        mine = names.get(lab.id, frozenset())
+        return len(running) < max(1, side_by_side) and not any(mine & names.get(o.id, frozenset()) for o in running)
 
     def take_turn(lab: Lab) -> list[Result]:
         cancel = bound_cancel()
-        while not turns.acquire(timeout=0.2):   # a lab still waiting its turn when the run stops never starts
-            if cancel and cancel.is_set():
-                raise WaitCancelled()
+        with turns:
+            # a lab still waiting its turn when the run stops never starts
+            while not turns.wait_for(lambda: may_start(lab), timeout=0.2):
+                if cancel and cancel.is_set():
+                    raise WaitCancelled()
+            running.append(lab)
         try:
             return run_lab(env, lab, topologies)
         finally:
-            turns.release()
+            with turns:
+                running.remove(lab)
+                turns.notify_all()
 
     with Workers("labs") as workers:
         for lab, future in [(lab, workers.submit(take_turn, lab)) for lab in together]:
@@ -393,6 +406,14 @@ def run_labs(env: Environment, selected: Sequence[Lab], topologies: dict[str, An
     for lab in by_itself:
         done[lab.id] = run_lab(env, lab, topologies)
     return [result for lab in selected for result in done[lab.id]]
+
+
+def load_balancer_names(lab: Lab) -> frozenset[str]:
+    """The names of the LoadBalancer Services LAB's manifests create for the cluster's provider
+    (those of another loadBalancerClass are no business of the provider's)."""
+    return frozenset(obj["metadata"]["name"] for m in lab.manifests for obj in load_manifests(render_manifest(lab, m))
+                     if obj.get("kind") == "Service" and (spec := obj.get("spec") or {}).get("type") == "LoadBalancer"
+                     and not spec.get("loadBalancerClass"))
 
 
 # ------------------------------------------------------------------ checking lab folders

@@ -5,6 +5,8 @@
     describe()           one line for reports
     holder(...)          the node that currently answers for a Service's external address
     expects_address      whether a LoadBalancer Service without a class gets an external address
+    one_name_at_a_time   whether two LoadBalancer Services of one name (in different namespaces)
+                         must not exist at once: the second waits for the first to go
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class InstallContext(Protocol):
 class Provider(Protocol):
     name: str
     expects_address: bool
+    one_name_at_a_time: bool
 
     def images(self) -> list[str]: ...
 

@@ -15,6 +15,10 @@ __all__ = ["KubeVip"]
 class KubeVip:
     name = "kube-vip"
     expects_address = True
+    # Each kube-vip process elects a Service's announcer under a lock keyed by the Service's name
+    # alone, held for as long as that Service lives: a second Service of the same name in another
+    # namespace gets no announcer, hence no address, until the first one is deleted.
+    one_name_at_a_time = True
 
     def __init__(self) -> None:
         self.pins = pins()["kube_vip"]

@@ -23,6 +23,7 @@ MEMBERLIST_SECRET = "memberlist"   # the name the upstream manifest gives the sp
 class MetalLB:
     name = "metallb"
     expects_address = True
+    one_name_at_a_time = False
 
     def __init__(self) -> None:
         self.pins = pins()["metallb"]

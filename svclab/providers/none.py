@@ -8,6 +8,7 @@ __all__ = ["NoProvider"]
 class NoProvider:
     name = "none"
     expects_address = False
+    one_name_at_a_time = False
 
     def images(self) -> list[str]:
         return []

@@ -4,6 +4,7 @@ by themselves afterwards, results in the labs' order, and a stopped run starting
 import dataclasses
 import threading
 import time
+import types
 
 import pytest
 
@@ -69,3 +70,37 @@ def test_a_failing_lab_ends_the_run_and_the_waiting_labs_never_start(monkeypatch
     with pytest.raises(RuntimeError, match="l0 broke"):
         labs.run_labs(None, [FakeLab(f"l{i}") for i in range(6)], side_by_side=2)
     assert "l5" not in started   # still waiting its turn when the run stopped: cancelled, not started
+
+
+def test_labs_whose_load_balancers_share_a_name_take_turns_where_the_provider_needs_it(monkeypatch):
+    recorder = Recorder(seconds=0.05)
+    monkeypatch.setattr(labs, "run_lab", recorder.run_lab)
+    shared = {"a": {"echo"}, "b": {"echo", "echo-direct"}, "c": {"other"}, "d": set()}
+    monkeypatch.setattr(labs, "load_balancer_names", lambda lab: frozenset(shared[lab.id]))
+    selected = [FakeLab(i) for i in "abcd"]
+
+    def overlapped(env):
+        recorder.events.clear()
+        labs.run_labs(env, selected)
+        running, pairs = set(), set()
+        for event in recorder.events:
+            if event[0] == "start":
+                pairs |= {frozenset((event[1], other)) for other in running}
+                running.add(event[1])
+            else:
+                running.discard(event[1])
+        return pairs
+
+    kube_vip = types.SimpleNamespace(provider=types.SimpleNamespace(one_name_at_a_time=True))
+    metallb = types.SimpleNamespace(provider=types.SimpleNamespace(one_name_at_a_time=False))
+    assert frozenset("ab") not in overlapped(kube_vip)
+    assert frozenset("ac") in overlapped(kube_vip) or frozenset("bc") in overlapped(kube_vip)
+    assert frozenset("ab") in overlapped(metallb)
+
+
+def test_the_load_balancer_names_of_a_lab_come_from_its_manifests():
+    found = {lab_id: labs.load_balancer_names(labs.load_lab(lab_id)) for lab_id in labs.lab_ids()}
+    assert found["loadbalancer"] == {"echo"}
+    assert found["no-node-ports"] == {"echo", "echo-direct"}
+    assert found["clusterip"] == frozenset()
+    assert found["pending"] == frozenset()    # of a class no provider implements
