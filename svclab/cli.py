@@ -17,7 +17,7 @@ from invoke import Collection, Exit
 from . import __version__, labs, lifecycle, report, session
 from .errors import EXIT_CLOSED_PIPE, EXIT_PREREQUISITE, EXIT_USAGE, UsageError
 from .exits import guarded
-from .flags import COMMON_HELP, LabFlags, flag_settings, lab_task
+from .flags import COMMON_HELP, TARGET_HELP, LabFlags, flag_settings, lab_task
 from .lock import cluster_held
 from .program import SvclabProgram, SvclabTask as Task
 from .ui import UI, make_console
@@ -30,16 +30,27 @@ __all__ = ["namespace", "program", "main"]
 def up(c, name=None, provider=None, workers=None, node_image=None, ingress=None, verbose=False, quiet=False):
     """Create (or reuse) a kind cluster with a load balancer, an Ingress controller and the probe clients."""
     settings = flag_settings(name, provider, workers, node_image, verbose, quiet, ingress)
+    if not settings.targets_own_cluster:
+        raise UsageError("cluster.up makes a kind cluster of svclab's own; the cluster of --kubeconfig/--context "
+                         "is already up", hint="run the labs on it directly (`svclab lab.all --context ...`), "
+                                               "or unset SVCLAB_KUBECONFIG/SVCLAB_CONTEXT")
     ui = UI(quiet=settings.quiet, verbose=settings.verbose)
     with cluster_held(settings, "cluster.up", ui):
         lifecycle.up(settings, ui)
 
 
 @guarded
-def down(c, name=None, verbose=False, quiet=False):
-    """Delete a cluster svclab created (nothing to delete is not an error)."""
-    settings = flag_settings(name, verbose=verbose, quiet=quiet)
+def down(c, name=None, kubeconfig=None, context=None, verbose=False, quiet=False):
+    """Delete a cluster svclab created (nothing to delete is not an error); on a cluster it did not
+    make (--kubeconfig/--context), remove only svclab's namespaces and its outside client."""
+    settings = flag_settings(name, verbose=verbose, quiet=quiet, kubeconfig=kubeconfig, context=context)
     ui = UI(quiet=settings.quiet, verbose=settings.verbose)
+    if not settings.targets_own_cluster:
+        from .target import leave
+
+        with cluster_held(settings, "cluster.down", ui, repair=False):
+            leave(settings, ui)
+        return
     with cluster_held(settings, "cluster.down", ui, repair=False):
         if not lifecycle.down(settings, ui):
             ui.step(f"no svclab cluster named {settings.cluster_name}: nothing to do")
@@ -58,7 +69,7 @@ def status(c, name=None, json=False):
 
 cluster = Collection("cluster")
 UP_HELP = {**COMMON_HELP, "ingress": "Ingress controller to install: traefik (default) or none"}
-for fn, help_ in ((up, UP_HELP), (down, COMMON_HELP), (status, {"name": COMMON_HELP["name"], "json": "print JSON"})):
+for fn, help_ in ((up, UP_HELP), (down, {**COMMON_HELP, **TARGET_HELP}), (status, {"name": COMMON_HELP["name"], "json": "print JSON"})):
     cluster.add_task(Task(fn, help={k: v for k, v in help_.items() if k in inspect.signature(fn).parameters}))
 
 

@@ -133,7 +133,7 @@ class Kind:
     def create(self, config_path: Path) -> None:
         s = self.settings
         args = ["create", "cluster", "--name", s.cluster_name, "--config", str(config_path),
-                "--kubeconfig", str(s.kubeconfig), "--retain"]
+                "--kubeconfig", str(s.own_kubeconfig), "--retain"]
         if s.node_image:
             args += ["--image", s.node_image]
         try:
@@ -144,11 +144,11 @@ class Kind:
 
     def write_kubeconfig(self) -> None:
         s = self.settings
-        self._run("export", "kubeconfig", "--name", s.cluster_name, "--kubeconfig", str(s.kubeconfig), timeout=60)
+        self._run("export", "kubeconfig", "--name", s.cluster_name, "--kubeconfig", str(s.own_kubeconfig), timeout=60)
 
     def delete(self) -> None:
         s = self.settings
-        args = ("delete", "cluster", "--name", s.cluster_name, "--kubeconfig", str(s.kubeconfig))
+        args = ("delete", "cluster", "--name", s.cluster_name, "--kubeconfig", str(s.own_kubeconfig))
         try:
             self._run(*args, timeout=300)
         except CommandError as e:

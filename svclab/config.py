@@ -70,6 +70,10 @@ class Settings:
     probe_timeout: float = 5.0           # seconds for one HTTP request made by a probe
     lock_wait: float = 120.0             # seconds a command waits for another one on the same cluster
     lb_price: str = "15-25"              # a cloud load balancer's monthly price in USD: LOW-HIGH or one figure
+    # A cluster svclab did not make: the labs run on it, and svclab creates no cluster there.
+    kubeconfig: Path | None = None       # its kubeconfig file (with only `context` given: $KUBECONFIG or ~/.kube/config)
+    context: str = ""                    # the context in that file (default: the file's current context)
+    keep: bool = False                   # on such a cluster, leave the labs' namespaces when the run ends
     verbose: bool = False
     quiet: bool = False
     # Where each setting that was given came from ("--workers", "SVCLAB_NODE_IMAGE", "svclab.yaml");
@@ -108,8 +112,21 @@ class Settings:
         return self.state_dir / "clusters" / self.cluster_name
 
     @property
-    def kubeconfig(self) -> Path:
+    def own_kubeconfig(self) -> Path:
+        """The kubeconfig file of the kind cluster svclab made (svclab's alone, never ~/.kube/config)."""
         return self.cluster_dir / "kubeconfig"
+
+    @property
+    def targets_own_cluster(self) -> bool:
+        """False when the labs run on a cluster the user named (--kubeconfig / --context)."""
+        return self.kubeconfig is None and not self.context
+
+    def target_kubeconfig(self) -> Path:
+        """The kubeconfig file of the user's cluster: the one named, else $KUBECONFIG's first, else ~/.kube/config."""
+        if self.kubeconfig is not None:
+            return self.kubeconfig
+        named = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+        return Path(os.path.expanduser(named)) if named else Path.home() / ".kube" / "config"
 
     def make_cluster_dir(self) -> Path:
         """The cluster's state folder, and svclab's folders above it, readable only by the owner

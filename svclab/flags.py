@@ -14,7 +14,7 @@ from .config import Settings, load_settings
 from .exits import guarded
 from .program import SvclabTask
 
-__all__ = ["COMMON_HELP", "LAB_HELP", "LabFlags", "flag_settings", "lab_task"]
+__all__ = ["COMMON_HELP", "TARGET_HELP", "LAB_HELP", "LabFlags", "flag_settings", "lab_task"]
 
 COMMON_HELP = {
     "name": "cluster name (default: svclab)",
@@ -24,13 +24,22 @@ COMMON_HELP = {
     "verbose": "show every command svclab runs",
     "quiet": "print only results and errors",
 }
+# The flags that name a cluster svclab did not make (tasks that can work on one take them).
+TARGET_HELP = {
+    "kubeconfig": "run on the cluster of this kubeconfig file, which svclab did not make (SVCLAB_KUBECONFIG)",
+    "context": "run on the cluster of this kubeconfig context (SVCLAB_CONTEXT; file: --kubeconfig, $KUBECONFIG, ~/.kube/config)",
+}
 
 
 def flag_settings(name=None, provider=None, workers=None, node_image=None, verbose=None, quiet=None,
-                  ingress=None) -> Settings:
-    """Settings with the given flags on top (flags > SVCLAB_* > svclab.yaml > defaults)."""
-    return load_settings({"cluster_name": name, "provider": provider, "workers": workers, "ingress": ingress,
-                          "node_image": node_image, "verbose": verbose or None, "quiet": quiet or None})
+                  ingress=None, kubeconfig=None, context=None, keep=None) -> Settings:
+    """Settings with the given flags on top (flags > SVCLAB_* > svclab.yaml > defaults); with a
+    cluster the user named (--kubeconfig/--context), its context made explicit (target.resolve)."""
+    from .target import resolve
+
+    return resolve(load_settings({"cluster_name": name, "provider": provider, "workers": workers, "ingress": ingress,
+                                  "node_image": node_image, "verbose": verbose or None, "quiet": quiet or None,
+                                  "kubeconfig": kubeconfig, "context": context, "keep": keep or None}))
 
 
 def _flag(default, help_: str):
@@ -58,9 +67,16 @@ class LabFlags:
     step: bool = _flag(False, "one probe at a time: predict (on a terminal: pick an answer), observe, explain")
     pause: bool = _flag(True, "with --step, wait for Enter before each probe when stdin is a terminal "
                               "(--no-pause: never)")
+    test: str | None = _flag(None, "only the probes matching these comma-separated patterns over lab/probe "
+                                   "('!PATTERN' leaves out), e.g. 'loadbalancer/*,!*pending*'")
+    kubeconfig: str | None = _flag(None, TARGET_HELP["kubeconfig"])
+    context: str | None = _flag(None, TARGET_HELP["context"])
+    keep: bool = _flag(False, "on a cluster svclab did not make, keep the labs' namespaces after the run "
+                              "(default: delete them)")
 
     def settings(self) -> Settings:
-        return flag_settings(self.name, self.provider, self.workers, self.node_image, self.verbose, self.quiet)
+        return flag_settings(self.name, self.provider, self.workers, self.node_image, self.verbose, self.quiet,
+                             kubeconfig=self.kubeconfig, context=self.context, keep=self.keep)
 
 
 LAB_HELP = {field.name: field.metadata["help"] for field in dataclasses.fields(LabFlags)}

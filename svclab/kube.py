@@ -101,7 +101,8 @@ def _apply_order(obj: dict[str, Any]) -> int:
 
 
 class Kube:
-    """One cluster, reached through svclab's own kubeconfig file.
+    """One cluster, reached through svclab's own kubeconfig file (or, for a cluster the user
+    named, the user's file and CONTEXT in it, with the discovery cache in CACHE_DIR, svclab's).
 
     Objects go in and come out as plain dicts with the API's own camelCase field names (get,
     list, patch, apply, delete). They are the shape of the manifests svclab applies, of what
@@ -118,9 +119,10 @@ class Kube:
     proxy and logs).
     """
 
-    def __init__(self, kubeconfig: Path):
+    def __init__(self, kubeconfig: Path, *, context: str | None = None, cache_dir: Path | None = None):
         self.kubeconfig = kubeconfig
-        self.api = config.new_client_from_config(config_file=str(kubeconfig))
+        self.cache_dir = cache_dir or kubeconfig.parent
+        self.api = config.new_client_from_config(config_file=str(kubeconfig), context=context or None)
         self._dynamic: DynamicClient | None = None
         self._dynamic_lock = threading.Lock()   # `up` applies from several threads at once
 
@@ -130,7 +132,7 @@ class Kube:
             if self._dynamic is None:
                 # Its discovery cache goes beside the kubeconfig (the kubernetes client's default
                 # is a world-readable file in the temporary folder).
-                self._dynamic = DynamicClient(self.api, cache_file=str(self.kubeconfig.parent / "discovery.json"))
+                self._dynamic = DynamicClient(self.api, cache_file=str(self.cache_dir / "discovery.json"))
             return self._dynamic
 
     def _resource(self, obj: dict[str, Any]):

@@ -240,7 +240,8 @@ def render_manifest(lab: Lab, manifest: str) -> str:
 
 def _topology(env: Environment, namespace: str) -> tuple[probes.Topology, str]:
     kube = env.kube
-    nodes = [topology_node(n) for n in kube.list("v1", "Node")]
+    backend = env.target.backend_node if getattr(env, "target", None) is not None else None
+    nodes = [topology_node(n, backend) for n in kube.list("v1", "Node")]
     pods = kube.list("v1", "Pod", namespace)
     # A lab's own client pods (labelled svclab.io/client) make requests: they are not backends.
     pod_nodes = {p["metadata"]["name"]: p["spec"].get("nodeName") for p in pods
@@ -255,14 +256,16 @@ def _topology(env: Environment, namespace: str) -> tuple[probes.Topology, str]:
     return topo, clients[0]["metadata"]["name"]
 
 
-def topology_node(node: dict[str, Any]) -> probes.NodeInfo:
+def topology_node(node: dict[str, Any], backend_node: str | None = None) -> probes.NodeInfo:
     """A Node (the API's JSON) as the probes see it: its name, InternalIP, pod range, and whether
-    svclab placed backends on it."""
+    svclab placed backends on it (its label, or on a cluster svclab did not make, BACKEND_NODE's
+    hostname)."""
     addresses = (node.get("status") or {}).get("addresses") or []
     ip = next((a["address"] for a in addresses if a.get("type") == "InternalIP"), "")
     labels = node["metadata"].get("labels") or {}
-    return probes.NodeInfo(node["metadata"]["name"], ip, (node.get("spec") or {}).get("podCIDR"),
-                           labels.get("svclab.io/backend-node") == "true")
+    backend = (labels.get("kubernetes.io/hostname") == backend_node if backend_node is not None
+               else labels.get("svclab.io/backend-node") == "true")
+    return probes.NodeInfo(node["metadata"]["name"], ip, (node.get("spec") or {}).get("podCIDR"), backend)
 
 
 def topology_record(topo: probes.Topology) -> dict[str, Any]:
@@ -290,6 +293,10 @@ def prepare(env: Environment, lab: Lab) -> None:
             kube.apply(load_manifests(data.decode()))
     kube.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": lab.namespace}}])
     objects = [obj for m in lab.manifests for obj in load_manifests(render_manifest(lab, m))]
+    if env.target is not None:   # svclab labels no node of a cluster it did not make
+        from .target import pin_backends
+
+        objects = pin_backends(objects, env.target.backend_node)
     kube.apply(objects, namespace=lab.namespace)
     for name in lab.deployments:
         kube.wait_deployment(lab.namespace, name, timeout=env.settings.wait_timeout)

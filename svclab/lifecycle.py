@@ -15,6 +15,7 @@ import dataclasses
 import json
 import shutil
 from collections.abc import Callable
+from typing import Any
 
 from docker.errors import DockerException, ImageNotFound
 
@@ -44,8 +45,9 @@ class Environment:
     kube: Kube
     pool: Pool
     provider: Provider
-    outside: OutsideClient  # commands for the outside client container, over the Docker API
+    outside: OutsideClient | None  # commands for the outside client container, over the Docker API
     ui: UI
+    target: Any = None      # target.Target: a cluster svclab did not make (None: svclab's own kind cluster)
 
     def step(self, message: str) -> None:
         self.ui.step(message)
@@ -233,10 +235,10 @@ def _make(settings: Settings, provider: Provider, dc, kind: Kind, ui: UI, fresh:
         if fresh:
             kind.create(write_kind_config(settings))
             ClusterRecord(settings.cluster_name, _shape(settings)).save(settings.cluster_dir)
-        elif not settings.kubeconfig.exists():
+        elif not settings.own_kubeconfig.exists():
             kind.write_kubeconfig()
         client_name = client.result()
-    kube = Kube(settings.kubeconfig)
+    kube = Kube(settings.own_kubeconfig)
     if not fresh:
         kube.wait_api_server(timeout=settings.wait_timeout)
     _preload(dc, [*provider.images(), agnhost_image(), *ingress.images(settings.ingress)],
@@ -259,7 +261,7 @@ def install_client_pod(env: Environment) -> None:
 def connect(settings: Settings, ui: UI) -> Environment:
     """The environment of a cluster that is already up (for labs run after `cluster.up`)."""
     record = ClusterRecord.load(settings.cluster_dir)
-    if record is None or not settings.kubeconfig.exists():
+    if record is None or not settings.own_kubeconfig.exists():
         raise UsageError(f"cluster {settings.cluster_name} is not up", hint="run `svclab cluster.up` first")
     settings = resolve_from_record(settings, record)
     dc = network.docker_client()
@@ -268,7 +270,7 @@ def connect(settings: Settings, ui: UI) -> Environment:
         raise SvclabError(f"cluster {settings.cluster_name} has no address pool record",
                           hint="run `svclab cluster.down` and `svclab cluster.up`")
     client_name = network.start_client(dc, cluster=settings.cluster_name, pool=pool, image=agnhost_image())
-    return Environment(settings, Kube(settings.kubeconfig), pool, get_provider(settings.provider),
+    return Environment(settings, Kube(settings.own_kubeconfig), pool, get_provider(settings.provider),
                        OutsideClient(dc, client_name), ui)
 
 
@@ -310,5 +312,5 @@ def status(settings: Settings) -> dict:
         "nodes": kind.nodes() if exists else [],
         "pool": pool.range if pool else None,
         "client_ip": pool.client_ip if pool else None,
-        "kubeconfig": str(settings.kubeconfig) if settings.kubeconfig.exists() else None,
+        "kubeconfig": str(settings.own_kubeconfig) if settings.own_kubeconfig.exists() else None,
     }

@@ -233,10 +233,11 @@ DROP_DEFAULT_ROUTE = 'ip route del default 2>/dev/null; [ -z "$(ip route show de
 CLIENT_COMMAND = f"{DROP_DEFAULT_ROUTE}; exec /agnhost pause"
 
 
-def start_client(dc, *, cluster: str, pool: Pool, image: str) -> str:
+def start_client(dc, *, cluster: str, image: str, pool: Pool | None = None, network_name: str | None = None) -> str:
     """Starts (or finds) the outside client: a container on the cluster's network at the pool's
-    client address, with no default route and no published port. Returns its name. A client
-    made by an older svclab (which published agnhost netexec on a loopback port) is replaced."""
+    client address (or, on NETWORK_NAME without a pool, at an address Docker hands out), with no
+    default route and no published port. Returns its name. A client made by an older svclab
+    (which published agnhost netexec on a loopback port) is replaced."""
     from docker.errors import NotFound
 
     name = client_container_name(cluster)
@@ -246,18 +247,30 @@ def start_client(dc, *, cluster: str, pool: Pool, image: str) -> str:
             container.remove(force=True)
             raise NotFound(name)
     except NotFound:
-        networking = dc.api.create_networking_config({
-            pool.network: dc.api.create_endpoint_config(ipv4_address=pool.client_ip),
-        })
+        if pool is not None:
+            networking = dc.api.create_networking_config({
+                pool.network: dc.api.create_endpoint_config(ipv4_address=pool.client_ip),
+            })
+        else:
+            networking = dc.api.create_networking_config({network_name: dc.api.create_endpoint_config()})
+        labels = {MANAGED_LABEL: "true", CLUSTER_LABEL: cluster}
+        if pool is not None:
+            labels[POOL_LABEL] = json.dumps(dataclasses.asdict(pool))
         created = dc.api.create_container(
-            image, name=name, detach=True,
-            labels={MANAGED_LABEL: "true", CLUSTER_LABEL: cluster, POOL_LABEL: json.dumps(dataclasses.asdict(pool))},
+            image, name=name, detach=True, labels=labels,
             entrypoint=["/bin/sh", "-c"], command=[CLIENT_COMMAND],
             host_config=dc.api.create_host_config(cap_add=["NET_ADMIN"]),  # to remove its default route
             networking_config=networking,
         )
         dc.api.start(created["Id"])
     return name
+
+
+def client_address(dc, name: str, network_name: str) -> str:
+    """The address of the container NAME on the docker network NETWORK_NAME."""
+    container = dc.containers.get(name)
+    container.reload()
+    return container.attrs["NetworkSettings"]["Networks"][network_name]["IPAddress"]
 
 
 def remove_client(dc, cluster: str) -> bool:

@@ -49,8 +49,14 @@ def repair(settings, namespaces: Sequence[str]) -> list[str]:
     from .network import docker_client
 
     done = repair_nodes(docker_client(), settings.cluster_name)
-    if namespaces and settings.kubeconfig.exists():
-        kube = Kube(settings.kubeconfig)
+    if namespaces and not settings.targets_own_cluster:   # the user's cluster: only svclab's namespaces
+        from .target import kube_for
+
+        kube = kube_for(settings)
+        done += [f"removed namespace {name}" for name in
+                 remove_namespaces(kube, namespaces, timeout=settings.wait_timeout)]
+    elif namespaces and settings.own_kubeconfig.exists():
+        kube = Kube(settings.own_kubeconfig)
         kube.wait_api_server(timeout=settings.wait_timeout)
         done += [f"removed namespace {name}" for name in
                  remove_namespaces(kube, namespaces, timeout=settings.wait_timeout)]

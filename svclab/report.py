@@ -23,8 +23,9 @@ __all__ = ["JSON_VERSION", "BEHAVIOURS", "MatrixRow", "behaviours", "claims_mark
 JSON_VERSION = 1
 
 
-def exit_code(results: Sequence[Result]) -> int:
-    return EXIT_OK if results and all(r.passed for r in results) else EXIT_MISMATCH
+def exit_code(results: Sequence[Result], skipped: Sequence[Any] = ()) -> int:
+    """0 when every probe that ran was as expected (and one ran, or every probe was skipped with its reason)."""
+    return EXIT_OK if (results or skipped) and all(r.passed for r in results) else EXIT_MISMATCH
 
 
 def summary(results: Sequence[Result]) -> dict[str, int]:
@@ -43,6 +44,16 @@ def render_table(results: Sequence[Result], console: Console, *, title: str = ""
     s = summary(results)
     style = "green" if s["failed"] == 0 and s["probes"] else "red"
     console.print(Text(f"{s['passed']}/{s['probes']} probes as expected", style=style))
+
+
+def render_skipped(skipped: Sequence[Any], console: Console) -> None:
+    """The probes that did not run (plan.Skip), once per reason: "skipped 3 probes: why" and their ids."""
+    by_reason: dict[str, list[str]] = {}
+    for skip in skipped:
+        by_reason.setdefault(skip.reason, []).append(f"{skip.lab}/{skip.probe}")
+    for reason, keys in by_reason.items():
+        console.print(Text(f"skipped {len(keys)} probe{'s' if len(keys) > 1 else ''}: {reason}", style="yellow"))
+        console.print(Text("  " + ", ".join(keys), style="dim"))
 
 
 def render_blocks(results: Sequence[Result], console: Console, *, title: str = "") -> None:
@@ -105,15 +116,20 @@ def to_json(results: Sequence[Result], *, context: dict[str, Any]) -> str:
     }, indent=2, default=str)
 
 
-def to_junit(results: Sequence[Result]) -> str:
-    """JUnit XML: one suite per lab, one case per probe; a probe that differs is a failure."""
-    root = ET.Element("testsuites", name="svclab", tests=str(len(results)),
-                      failures=str(sum(not r.passed for r in results)))
-    for lab in dict.fromkeys(r.lab for r in results):
+def to_junit(results: Sequence[Result], skipped: Sequence[Any] = ()) -> str:
+    """JUnit XML: one suite per lab, one case per probe; a probe that differs is a failure, one
+    that could not run on this cluster (plan.Skip) is skipped with its reason."""
+    root = ET.Element("testsuites", name="svclab", tests=str(len(results) + len(skipped)),
+                      failures=str(sum(not r.passed for r in results)), skipped=str(len(skipped)))
+    for lab in dict.fromkeys([*(r.lab for r in results), *(s.lab for s in skipped)]):
         mine = [r for r in results if r.lab == lab]
-        suite = ET.SubElement(root, "testsuite", name=lab, tests=str(len(mine)),
-                              failures=str(sum(not r.passed for r in mine)),
+        theirs = [s for s in skipped if s.lab == lab]
+        suite = ET.SubElement(root, "testsuite", name=lab, tests=str(len(mine) + len(theirs)),
+                              failures=str(sum(not r.passed for r in mine)), skipped=str(len(theirs)),
                               time=f"{sum(r.seconds for r in mine):.2f}")
+        for s in theirs:
+            case = ET.SubElement(suite, "testcase", classname=f"svclab.{lab}", name=f"{s.claim} {s.probe}", time="0")
+            ET.SubElement(case, "skipped", message=s.reason)
         for r in mine:
             case = ET.SubElement(suite, "testcase", classname=f"svclab.{lab}", name=f"{r.claim} {r.probe}",
                                  time=f"{r.seconds:.2f}")

@@ -243,9 +243,9 @@ def collect(settings, service_arg: str | None, node: str | None = None) -> tuple
     from .network import docker_client
 
     namespace, name = parse_service(service_arg)
-    if not settings.kubeconfig.exists():
+    if not settings.own_kubeconfig.exists():
         raise UsageError(f"cluster {settings.cluster_name} is not up", hint="run `svclab cluster.up` first")
-    kube = Kube(settings.kubeconfig)
+    kube = Kube(settings.own_kubeconfig)
     svc = kube.get("v1", "Service", name, namespace)
     if svc is None:
         raise UsageError(f"Service {namespace}/{name} does not exist in cluster {settings.cluster_name}",

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import labs, lifecycle, report
+from . import labs, lifecycle, plan, report
 from .flags import LabFlags
 from .ui import UI, make_console
 
@@ -29,7 +29,21 @@ def run_labs(lab_ids: Sequence[str], flags: LabFlags) -> LabRun:
     settings = flags.settings()
     selected = [labs.load_lab(lab_id) for lab_id in lab_ids]
     ui = UI(quiet=settings.quiet, verbose=settings.verbose)
-    env = lifecycle.up(settings, ui)
+    if settings.targets_own_cluster:
+        env = lifecycle.up(settings, ui)
+        selected, skipped = plan.plan(selected, None, flags.test)
+        return _run(env, selected, skipped, flags, lab_ids, ui)
+    from . import target
+
+    env = target.connect(settings, ui)
+    selected, skipped = plan.plan(selected, env.target, flags.test)
+    with target.visit(env, [lab.namespace for lab in selected]) as visit:
+        outcome = _run(env, selected, skipped, flags, lab_ids, ui, visit=visit)
+    return outcome
+
+
+def _run(env, selected: list, skipped: list, flags: LabFlags, lab_ids: Sequence[str], ui: UI, *,
+         visit=None) -> LabRun:
     # `--json -`: standard output carries the JSON alone; the table goes to standard error.
     out = make_console(sys.stderr if flags.json == "-" else sys.stdout)
     topologies: dict = {}   # lab id -> labs.topology_record, for the results JSON and the HTML page
@@ -44,10 +58,13 @@ def run_labs(lab_ids: Sequence[str], flags: LabFlags) -> LabRun:
                 topologies[lab.id] = seen
     else:
         results = labs.run_labs(env, selected, topologies)
+    if visit is not None and (safety := visit.finish()) is not None:
+        results.append(safety)
     ui.stop()
     report.render_table(results, out, title=f"svclab · provider {env.provider.describe()}")
-    _write_files(results, flags, env, list(lab_ids), topologies)
-    code = report.exit_code(results)
+    report.render_skipped(skipped, out)
+    _write_files(results, flags, env, list(lab_ids), topologies, skipped)
+    code = report.exit_code(results, skipped)
     folder = None
     if code:
         from .diagnostics import collect_or_none
@@ -59,18 +76,22 @@ def run_labs(lab_ids: Sequence[str], flags: LabFlags) -> LabRun:
 
 
 def _write_files(results: list, flags: LabFlags, env: lifecycle.Environment, lab_ids: list[str],
-                 topologies: dict) -> None:
-    # The mode is the cluster's own: settings follow the record of the cluster kind made with it.
-    text = report.to_json(results, context={"cluster": env.settings.cluster_name, "provider": env.provider.name,
-                                            "kube_proxy_mode": env.settings.kube_proxy_mode, "labs": lab_ids,
-                                            "topology": topologies})
+                 topologies: dict, skipped: Sequence = ()) -> None:
+    # The mode is the cluster's own: settings follow the record of the cluster kind made with it
+    # (on a cluster svclab did not make, the mode detected).
+    mode = env.target.detected.kube_proxy_mode if env.target else env.settings.kube_proxy_mode
+    context = {"cluster": env.settings.cluster_name, "provider": env.provider.name, "kube_proxy_mode": mode,
+               "labs": lab_ids, "topology": topologies, "skipped": [s.as_dict() for s in skipped]}
+    if env.target:
+        context["target"] = env.target.as_dict()
+    text = report.to_json(results, context=context)
     if flags.json:
         if flags.json == "-":
             print(text)
         else:
             Path(flags.json).write_text(text + "\n")
     if flags.junit:
-        Path(flags.junit).write_text(report.to_junit(results) + "\n")
+        Path(flags.junit).write_text(report.to_junit(results, skipped) + "\n")
     doc = json.loads(text)   # the HTML page and the Markdown diagram read what the JSON file holds
     if flags.html:
         from . import html_report

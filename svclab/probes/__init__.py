@@ -44,6 +44,18 @@ def kind_of(spec: ProbeSpec) -> ModuleType:
     return KINDS[spec.kind]
 
 
+def own_cluster_reason(spec: ProbeSpec) -> str | None:
+    """Why SPEC runs only on a kind cluster svclab made (a kind's OWN_CLUSTER or own_cluster(spec)), or None."""
+    module = kind_of(spec)
+    return module.own_cluster(spec) if hasattr(module, "own_cluster") else getattr(module, "OWN_CLUSTER", None)
+
+
+def uses_outside(spec: ProbeSpec) -> bool:
+    """Whether SPEC sends from the outside client (a kind's USES_OUTSIDE or uses_outside(spec))."""
+    module = kind_of(spec)
+    return module.uses_outside(spec) if hasattr(module, "uses_outside") else getattr(module, "USES_OUTSIDE", False)
+
+
 def observe(ctx: Any, spec: ProbeSpec) -> Observation:
     return kind_of(spec).observe(ctx, spec)
 

@@ -8,7 +8,7 @@ def test_defaults(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     s = load_settings(env={})
     assert (s.cluster_name, s.workers, s.provider, s.kube_proxy_mode) == ("svclab", None, "", "iptables")
-    assert s.kubeconfig == s.state_dir / "clusters" / "svclab" / "kubeconfig"
+    assert s.own_kubeconfig == s.state_dir / "clusters" / "svclab" / "kubeconfig"
 
 
 def test_precedence_flags_over_env_over_file(tmp_path, monkeypatch):

@@ -18,6 +18,9 @@ from ..edge import BGP_POOL, HOLD_SECONDS, KEEPALIVE_SECONDS, ensure_edge, route
 from ..outage import cut_off, spare_node
 from ..traffic import external_ip, outside_dial, service, wait_external_ip
 
+OWN_CLUSTER = "runs a BGP router beside svclab's own nodes and peers MetalLB with it"   # why it runs only on a kind cluster svclab made
+USES_OUTSIDE = True   # sends from the outside client
+
 EXAMPLE = """
 - id: router-learns-the-address
   claim: C22

@@ -14,6 +14,8 @@ from ...errors import SvclabError
 from ..base import NAME, Expectation, Observation, Prediction, ProbeSpec, Topology, answer_count_problems
 from ..traffic import dial, lab_address, service
 
+OWN_CLUSTER = "runs an echo server container beside svclab's own nodes"   # why it runs only on a kind cluster svclab made
+
 EXAMPLE = """
 - id: slice-points-outside
   claim: C33

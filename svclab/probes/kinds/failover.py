@@ -13,6 +13,8 @@ from ..base import NAME, Expectation, Observation, ProbeSpec, Topology
 from ..outage import cut_off
 from ..traffic import arp_holder, outside_get, service, wait_external_ip
 
+OWN_CLUSTER = "stops a node container of svclab's own cluster"   # why it runs only on a kind cluster svclab made
+
 EXAMPLE = """
 - id: holder-fails
   claim: C21

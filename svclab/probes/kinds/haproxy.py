@@ -20,6 +20,9 @@ from ..base import NAME, CutOffSpec, Expectation, Observation, Prediction, Topol
 from ..outage import cut_off, spare_node
 from ..traffic import external_ip, lab_address, node_port, outside_dial, outside_run
 
+OWN_CLUSTER = "runs HAProxy beside svclab's own nodes and cuts one off"   # why it runs only on a kind cluster svclab made
+USES_OUTSIDE = True   # sends from the outside client
+
 EXAMPLE = """
 - id: haproxy-in-front
   claim: C25

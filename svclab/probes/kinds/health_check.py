@@ -12,6 +12,8 @@ from ...errors import SvclabError
 from ..base import Expectation, Observation, ProbeSpec, Topology
 from ..traffic import lab_address, outside_run, service
 
+USES_OUTSIDE = True   # sends from the outside client
+
 EXAMPLE = """
 - id: health-check-per-node
   claim: C18

@@ -12,6 +12,12 @@ from ...errors import SvclabError
 from ..base import HOST_NAME, NAME, Expectation, Observation, Prediction, ProbeSpec, Topology
 from ..traffic import arp_holder, dial, lab_client, outside_dial, service, wait_external_ip
 
+
+
+def uses_outside(spec: "Spec") -> bool:
+    return spec.from_ == "outside"
+
+
 EXAMPLE = """
 - id: every-node
   claim: C5

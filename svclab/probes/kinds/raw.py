@@ -13,6 +13,8 @@ from ...errors import SvclabError
 from ..base import Expectation, Observation, Prediction, ProbeSpec, Topology
 from ..traffic import lab_address, outside_run, service, wait_external_ip
 
+USES_OUTSIDE = True   # sends from the outside client
+
 EXAMPLE = """
 - id: udp-at-external-address
   claim: C28

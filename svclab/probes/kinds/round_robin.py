@@ -16,6 +16,9 @@ from ..base import NAME, CutOffSpec, Expectation, Observation, Prediction, Topol
 from ..outage import cut_off, spare_node
 from ..traffic import lab_address, node_port, outside_run
 
+OWN_CLUSTER = "runs a DNS server beside svclab's own nodes and cuts one off"   # why it runs only on a kind cluster svclab made
+USES_OUTSIDE = True   # sends from the outside client
+
 EXAMPLE = """
 - id: name-lists-every-node
   claim: C26

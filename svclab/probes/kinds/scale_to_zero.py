@@ -16,6 +16,8 @@ from ...outside import failure_reason
 from ..base import NAME, Expectation, Observation, Prediction, ProbeSpec, Topology
 from ..traffic import lab_address, outside_run, service, wait_external_ip
 
+USES_OUTSIDE = True   # sends from the outside client
+
 EXAMPLE = """
 - id: no-pod-node-port-refused
   claim: C34

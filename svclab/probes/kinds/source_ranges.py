@@ -14,6 +14,9 @@ from ...outside import OutsideClient
 from ..base import NAME, Expectation, Observation, Prediction, ProbeSpec, Topology, answer_count_problems
 from ..traffic import lab_address, node_port, outside_dial, wait_external_ip
 
+OWN_CLUSTER = "needs a second outside client beside svclab's own nodes"   # why it runs only on a kind cluster svclab made
+USES_OUTSIDE = True   # sends from the outside client
+
 EXAMPLE = """
 - id: one-client-admitted
   claim: C35

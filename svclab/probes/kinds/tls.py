@@ -19,6 +19,13 @@ from ..base import HOST_NAME, NAME, Expectation, Observation, Prediction, ProbeS
 from ..traffic import external_ip, lab_address, node_port, outside_run, service, wait_external_ip
 from .haproxy import KUBE_PROXY_HEALTH, TLS_PORT, _stats, haproxy_config, settled
 
+USES_OUTSIDE = True   # sends from the outside client
+
+
+def own_cluster(spec: "Spec") -> str | None:
+    return "runs HAProxy beside svclab's own nodes" if spec.terminator == "haproxy" else None
+
+
 EXAMPLE = """
 - id: ingress-terminates
   claim: C27

@@ -19,6 +19,9 @@ from ...rules import node_rules, proxy_mode
 from ..base import NAME, Expectation, Observation, Prediction, ProbeSpec, Topology, answer_count_problems
 from ..traffic import dial, external_ip, outside_dial, outside_run, service
 
+OWN_CLUSTER = "writes an address of svclab's own pool into a Service's status"   # why it runs only on a kind cluster svclab made
+USES_OUTSIDE = True   # sends from the outside client
+
 EXAMPLE = """
 - id: pod-reaches-unannounced
   claim: C37

@@ -1,0 +1,361 @@
+"""A cluster svclab did not make, named with --kubeconfig / --context (SVCLAB_KUBECONFIG,
+SVCLAB_CONTEXT): the labs run on it as they are, and svclab touches nothing of it but its own.
+
+What happens, in order (`connect`):
+  1. the kubeconfig and context are read (an unknown context is refused in one line);
+  2. the API server must answer and the user must be allowed to create namespaces (a
+     SelfSubjectAccessReview), else one line, exit 3, and nothing is created;
+  3. what the cluster has is detected (svclab.detect): the load balancer, the kube-proxy mode
+     or its replacement, Ingress and Gateway classes, nodes and zones; each probe's expectation
+     follows the detected implementation, and what cannot apply is skipped with its reason
+     (svclab.plan);
+  4. svclab's in-cluster client goes into its own namespace (svclab-system), and, where the
+     nodes are containers of this machine's Docker (kind, k3d, minikube's docker driver), the
+     outside client is a container of svclab's on the nodes' docker network, with no default
+     route and an address Docker hands out.
+
+The lab backends that kind clusters of svclab's place by a node label (svclab.io/backend-node)
+are placed by the node's hostname label here: svclab labels no node of a cluster it did not make.
+State (the lock, the discovery cache) lives in svclab's state folder under the target's name,
+`target-<context>`, never beside the user's kubeconfig.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from . import network
+from .config import Settings, agnhost_image
+from .errors import PrerequisiteError, UsageError
+from .kube import Kube, api_error_message
+from .lifecycle import SYSTEM_NAMESPACE
+from .network import Pool
+from .outside import OutsideClient
+from .providers import get_provider
+from .ui import UI
+
+__all__ = ["Target", "connect", "resolve", "backend_node", "pin_backends", "target_name"]
+
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+MANAGED_SELECTOR = "app.kubernetes.io/managed-by=svclab"
+BACKEND_LABEL = "svclab.io/backend-node"
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """What svclab found on the user's cluster."""
+
+    context: str
+    kubeconfig: Path
+    detected: Any                  # detect.Detected
+    backend_node: str              # where labs with "one backend node" put it
+    outside: bool                  # whether svclab has an outside client there
+    docker_network: str | None     # the nodes' docker network, when the nodes are containers here
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"context": self.context, "kubeconfig": str(self.kubeconfig), "backend_node": self.backend_node,
+                "outside_client": self.outside, "docker_network": self.docker_network,
+                "detected": self.detected.as_dict()}
+
+
+def target_name(context: str) -> str:
+    """The name svclab's state, lock and outside client take for CONTEXT: target-<slug>."""
+    slug = re.sub(r"[^a-z0-9]+", "-", context.lower()).strip("-")[:33].strip("-") or "default"
+    return f"target-{slug}"
+
+
+def _contexts(path: Path) -> tuple[list[str], str | None]:
+    from kubernetes import config
+    from kubernetes.config.config_exception import ConfigException
+
+    if not path.is_file():
+        raise UsageError(f"kubeconfig {path} does not exist", hint="name an existing file with --kubeconfig")
+    try:
+        contexts, current = config.list_kube_config_contexts(config_file=str(path))
+    except (ConfigException, OSError, ValueError) as e:
+        raise UsageError(f"kubeconfig {path} cannot be read: {str(e).splitlines()[0][:120]}") from None
+    return [c["name"] for c in contexts or []], (current or {}).get("name")
+
+
+def resolve(settings: Settings) -> Settings:
+    """SETTINGS with the context made explicit and the cluster name set to the target's (for the
+    lock and the state folder); SETTINGS unchanged for svclab's own clusters."""
+    if settings.targets_own_cluster:
+        return settings
+    path = settings.target_kubeconfig()
+    names, current = _contexts(path)
+    context = settings.context or current
+    if not context:
+        raise UsageError(f"kubeconfig {path} has no current context", hint="name one with --context")
+    if context not in names:
+        raise UsageError(f"kubeconfig {path} has no context {context!r}",
+                         hint=f"its contexts: {', '.join(names) or 'none'}")
+    if settings.given("cluster_name"):
+        raise UsageError("--name picks one of svclab's own clusters; with --kubeconfig/--context the labs run on "
+                         "that cluster instead", hint="drop --name, or drop --kubeconfig/--context")
+    return dataclasses.replace(settings, kubeconfig=path, context=context, cluster_name=target_name(context))
+
+
+def kube_for(settings: Settings) -> Kube:
+    cache = settings.make_cluster_dir()
+    return Kube(settings.target_kubeconfig(), context=settings.context, cache_dir=cache)
+
+
+def check_reachable(kube: Kube, settings: Settings) -> None:
+    server = kube.api.configuration.host
+    try:
+        answer = kube.get_json("/readyz", timeout=10).strip()
+    except Exception as e:  # noqa: BLE001 - any failure to reach it is the same one line
+        reason = api_error_message(e) if getattr(e, "status", None) else (str(e).splitlines() or [type(e).__name__])[0]
+        raise PrerequisiteError(f"cannot reach the cluster of context {settings.context} at {server}: {reason[:160]}",
+                                hint=f"check `kubectl --context {settings.context} get nodes`") from None
+    if answer != "ok":
+        raise PrerequisiteError(f"the API server of context {settings.context} is not ready ({answer[:80]})")
+
+
+def check_may_create_namespaces(kube: Kube, settings: Settings) -> None:
+    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+              "spec": {"resourceAttributes": {"verb": "create", "resource": "namespaces"}}}
+    resource = kube.dynamic.resources.get(api_version="authorization.k8s.io/v1", kind="SelfSubjectAccessReview")
+    answer = resource.create(body=review)
+    status = answer.to_dict().get("status") if hasattr(answer, "to_dict") else answer.get("status")
+    if not (status or {}).get("allowed"):
+        raise PrerequisiteError(f"context {settings.context} may not create namespaces, and every lab lives in one",
+                                hint="use a context with that right (`kubectl auth can-i create namespaces`)")
+
+
+def _schedulable(node: dict[str, Any]) -> bool:
+    taints = (node.get("spec") or {}).get("taints") or []
+    return not (node.get("spec") or {}).get("unschedulable") and \
+        not any(t.get("effect") in ("NoSchedule", "NoExecute") for t in taints)
+
+
+def backend_node(nodes: list[dict[str, Any]]) -> str:
+    """The node that gets the one backend of labs that need "a node with a backend pod and nodes
+    without": the first schedulable node by name that is not a control plane, else the first."""
+    def control_plane(node):
+        return "node-role.kubernetes.io/control-plane" in (node["metadata"].get("labels") or {})
+
+    ordered = sorted(nodes, key=lambda n: n["metadata"]["name"])
+    for fits in (lambda n: _schedulable(n) and not control_plane(n), _schedulable, lambda n: True):
+        found = [n for n in ordered if fits(n)]
+        if found:
+            return found[0]["metadata"]["labels"].get(HOSTNAME_LABEL, found[0]["metadata"]["name"])
+    raise PrerequisiteError("the cluster has no nodes")
+
+
+def pin_backends(objects: list[dict[str, Any]], node: str) -> list[dict[str, Any]]:
+    """OBJECTS with every reference to svclab's backend-node label (a nodeSelector, a node
+    affinity term) turned into one to NODE's hostname label. Changes the objects in place."""
+    for obj in objects:
+        spec = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+        selector = spec.get("nodeSelector") or {}
+        if selector.pop(BACKEND_LABEL, None) is not None:
+            selector[HOSTNAME_LABEL] = node
+        affinity = ((spec.get("affinity") or {}).get("nodeAffinity") or {})
+        terms = [*((affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or []),
+                 *(p.get("preference") or {} for p in affinity.get("preferredDuringSchedulingIgnoredDuringExecution") or [])]
+        for term in terms:
+            for expression in term.get("matchExpressions") or []:
+                if expression.get("key") == BACKEND_LABEL:
+                    expression["key"] = HOSTNAME_LABEL
+                    expression["values"] = [node] if expression.get("operator") in ("In", "NotIn") else []
+                    if expression["operator"] in ("Exists", "DoesNotExist"):
+                        expression["operator"] = "In" if expression["operator"] == "Exists" else "NotIn"
+                        expression["values"] = [node]
+    return objects
+
+
+def _docker_network(dc, node_ips: list[str]) -> tuple[str, str] | None:
+    """(name, IPv4 subnet) of the docker network every node address is on, or None when the
+    nodes are not containers of this Docker engine."""
+    found: dict[str, str] = {}
+    for container in dc.containers.list():
+        for name, endpoint in ((container.attrs.get("NetworkSettings") or {}).get("Networks") or {}).items():
+            if endpoint.get("IPAddress"):
+                found.setdefault(endpoint["IPAddress"], name)
+    networks = {found.get(ip) for ip in node_ips}
+    if len(networks) != 1 or None in networks:
+        return None
+    name = networks.pop()
+    subnet, _, _ = network.network_facts(dc, name)
+    return name, subnet
+
+
+def _load_balancer_range(kube: Kube, subnet: str) -> tuple[str, str]:
+    """The first MetalLB IPAddressPool's first range on SUBNET, else SUBNET's whole span (what
+    "an address from the pool" then means: one on the nodes' network)."""
+    net = ipaddress.ip_network(subnet, strict=False)
+    try:
+        pools = kube.list("metallb.io/v1beta1", "IPAddressPool")
+    except Exception:  # noqa: BLE001 - no MetalLB: no pools
+        pools = []
+    for pool in pools:
+        for entry in (pool.get("spec") or {}).get("addresses") or []:
+            if "-" in entry:
+                first, last = (part.strip() for part in entry.split("-", 1))
+            else:
+                block = ipaddress.ip_network(entry, strict=False)
+                first, last = str(block.network_address), str(block.broadcast_address)
+            if ipaddress.ip_address(first) in net:
+                return first, last
+    return str(net.network_address + 1), str(net.broadcast_address - 1)
+
+
+def connect(settings: Settings, ui: UI):
+    """The Environment of the user's cluster, checked and detected (see the module docstring)."""
+    from .lifecycle import Environment, install_client_pod  # noqa: I001
+
+    from . import detect
+
+    kube = kube_for(settings)
+    check_reachable(kube, settings)
+    check_may_create_namespaces(kube, settings)
+    found = detect.detect(kube)
+    for line in found.lines():
+        ui.step(line)
+    nodes = kube.list("v1", "Node")
+    node_ips = [a["address"] for n in nodes for a in (n.get("status") or {}).get("addresses") or []
+                if a.get("type") == "InternalIP"]
+    dc = network.docker_client()
+    on_docker = _docker_network(dc, node_ips)
+    client, pool = None, None
+    if on_docker:
+        name, subnet = on_docker
+        client_name = network.start_client(dc, cluster=settings.cluster_name, network_name=name, image=agnhost_image())
+        first, last = _load_balancer_range(kube, subnet)
+        pool = Pool(network=name, subnet=subnet, client_ip=network.client_address(dc, client_name, name),
+                    first=first, last=last)
+        client = OutsideClient(dc, client_name)
+    target = Target(context=settings.context, kubeconfig=settings.target_kubeconfig(), detected=found,
+                    backend_node=backend_node(nodes), outside=client is not None,
+                    docker_network=on_docker[0] if on_docker else None)
+    provider = provider_for(found)
+    env = Environment(settings, kube, pool or _no_outside_pool(node_ips), provider, client, ui, target=target)
+    install_client_pod(env)
+    return env
+
+
+def _no_outside_pool(node_ips: list[str]) -> Pool:
+    """A stand-in pool for a cluster svclab has no outside client on: only its node addresses."""
+    first = node_ips[0] if node_ips else "127.0.0.1"
+    return Pool(network="", subnet=f"{first}/32", client_ip="0.0.0.0", first=first, last=first)
+
+
+class DetectedProvider:
+    """A load-balancer implementation svclab found but does not install (a cloud's, k3s's
+    servicelb, cloud-provider-kind): it gives addresses; svclab cannot tell which node holds them."""
+
+    one_name_at_a_time = False
+
+    def __init__(self, name: str, detail: str):
+        self.name, self.detail = name, detail
+        self.expects_address = name != "none"
+
+    def images(self) -> list[str]:
+        return []
+
+    def install(self, ctx) -> None:
+        raise UsageError(f"svclab does not install {self.name}")
+
+    def describe(self) -> str:
+        return self.detail
+
+    def holder(self, kube, namespace: str, service: str) -> str | None:
+        return None
+
+
+def provider_for(found):
+    """The provider whose expectations the probes follow: svclab's own kind for MetalLB,
+    kube-vip and none (their holder lookups work on any cluster), a DetectedProvider otherwise."""
+    if found.load_balancer in ("metallb", "kube-vip", "none"):
+        provider = get_provider(found.load_balancer)
+        return provider
+    return DetectedProvider(found.load_balancer, found.load_balancer_detail)
+
+
+class Visit:
+    """One run on the user's cluster: the census of everything outside svclab's namespaces taken
+    first, and at `finish` the labs' namespaces (and svclab's clients) removed, unless kept, and
+    the census taken again, as one more result: it differs when svclab changed what is not its own."""
+
+    def __init__(self, env, namespaces: list[str]):
+        from . import census
+
+        self.env, self.namespaces = env, [*namespaces, SYSTEM_NAMESPACE]
+        self.own = self._own_namespaces()
+        self.before = census.count(env.kube, self.own)
+        self.finished = False
+
+    def _own_namespaces(self) -> set[str]:
+        labelled = self.env.kube.list("v1", "Namespace", label_selector=MANAGED_SELECTOR)
+        return {n["metadata"]["name"] for n in labelled} | set(self.namespaces)
+
+    def clean_up(self) -> list[str]:
+        """Removes svclab's namespaces of this run and its outside client; returns what it removed."""
+        from .recovery import remove_namespaces
+
+        env = self.env
+        removed = remove_namespaces(env.kube, self.namespaces, timeout=env.settings.wait_timeout)
+        if env.outside is not None and network.remove_client(network.docker_client(), env.settings.cluster_name):
+            removed.append(network.client_container_name(env.settings.cluster_name))
+        return removed
+
+    def finish(self):
+        from . import census
+        from .labs import Result
+
+        self.finished = True
+        env = self.env
+        if env.settings.keep:
+            env.ui.step(f"kept svclab's namespaces on {env.target.context}: {', '.join(self.namespaces)}")
+            return None
+        started = time.monotonic()
+        removed = self.clean_up()
+        after = census.count(env.kube, self.own | self._own_namespaces())
+        changed = census.compare(self.before, after)
+        kinds = sum(1 for v in self.before.values() if v >= 0)
+        objects = sum(v for v in self.before.values() if v > 0)
+        return Result(
+            lab="svclab", probe="nothing-else-changed", claim="safety",
+            path="every object outside svclab's namespaces, counted before the labs and after their clean-up",
+            expected="the same count of every kind", observed="the same" if not changed else f"{len(changed)} kinds changed",
+            evidence=[f"{objects} objects of {kinds} kinds outside svclab's namespaces before the run",
+                      f"removed: {', '.join(removed) or 'nothing'}", *changed],
+            passed=not changed, problems=changed, seconds=round(time.monotonic() - started, 2),
+            facts={"before": self.before, "after": after})
+
+    def __enter__(self) -> "Visit":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self.finished and not self.env.settings.keep:
+            try:
+                self.clean_up()
+            except Exception as e:  # noqa: BLE001 - the run's own error is the one to show
+                self.env.ui.warn(f"could not remove svclab's namespaces: {e}")
+
+
+def visit(env, namespaces: list[str]) -> Visit:
+    return Visit(env, namespaces)
+
+
+def leave(settings: Settings, ui: UI) -> list[str]:
+    """`cluster.down` on the user's cluster: every namespace labelled as svclab's, and svclab's
+    outside client container; nothing else. Returns what it removed."""
+    from .recovery import remove_namespaces
+
+    kube = kube_for(settings)
+    check_reachable(kube, settings)
+    names = [n["metadata"]["name"] for n in kube.list("v1", "Namespace", label_selector=MANAGED_SELECTOR)]
+    removed = remove_namespaces(kube, names, timeout=settings.wait_timeout)
+    if network.remove_client(network.docker_client(), settings.cluster_name):
+        removed.append(network.client_container_name(settings.cluster_name))
+    ui.done(f"removed from context {settings.context}: {', '.join(removed)}" if removed
+            else f"nothing of svclab's on context {settings.context}")
+    return removed

@@ -1,0 +1,167 @@
+"""A cluster svclab did not make: naming it (resolve), where its one-backend labs put their pod,
+which probes run there (plan), and the census that shows svclab changed nothing else."""
+
+import dataclasses
+import types
+
+import pytest
+import yaml
+
+from svclab import census, labs, plan, target
+from svclab.config import load_settings
+from svclab.errors import UsageError
+
+
+def kubeconfig(tmp_path, contexts=("kind-plain", "prod"), current="kind-plain"):
+    path = tmp_path / "config"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": current,
+        "clusters": [{"name": c, "cluster": {"server": "https://127.0.0.1:6443"}} for c in contexts],
+        "users": [{"name": c, "user": {"token": "x"}} for c in contexts],
+        "contexts": [{"name": c, "context": {"cluster": c, "user": c}} for c in contexts],
+    }))
+    return path
+
+
+def test_the_current_context_is_made_explicit_and_names_the_state(tmp_path):
+    path = kubeconfig(tmp_path)
+    s = target.resolve(load_settings({"kubeconfig": str(path)}, env={}))
+    assert (s.context, s.cluster_name, s.targets_own_cluster) == ("kind-plain", "target-kind-plain", False)
+    s = target.resolve(load_settings({"kubeconfig": str(path), "context": "prod"}, env={}))
+    assert s.cluster_name == "target-prod"
+
+
+def test_an_unknown_context_a_missing_file_and_name_with_a_target_are_refused(tmp_path):
+    path = kubeconfig(tmp_path)
+    with pytest.raises(UsageError, match="has no context 'nope'") as e:
+        target.resolve(load_settings({"kubeconfig": str(path), "context": "nope"}, env={}))
+    assert "kind-plain, prod" in e.value.hint
+    with pytest.raises(UsageError, match="does not exist"):
+        target.resolve(load_settings({"kubeconfig": str(tmp_path / "absent")}, env={}))
+    with pytest.raises(UsageError, match="--name picks one of svclab's own clusters"):
+        target.resolve(load_settings({"kubeconfig": str(path), "cluster_name": "dev"}, env={}))
+
+
+def test_the_environment_names_a_target_too(tmp_path):
+    path = kubeconfig(tmp_path)
+    s = target.resolve(load_settings(env={"SVCLAB_KUBECONFIG": str(path), "SVCLAB_CONTEXT": "prod"}))
+    assert s.context == "prod" and s.kubeconfig == path
+
+
+def test_own_clusters_are_left_as_they_are():
+    s = load_settings(env={})
+    assert target.resolve(s) is s and s.targets_own_cluster
+
+
+def node(name, *, control_plane=False, taint=None):
+    labels = {"kubernetes.io/hostname": name}
+    if control_plane:
+        labels["node-role.kubernetes.io/control-plane"] = ""
+    return {"metadata": {"name": name, "labels": labels},
+            "spec": {"taints": [{"key": "k", "effect": taint}] if taint else []}}
+
+
+def test_the_backend_node_is_the_first_schedulable_worker():
+    assert target.backend_node([node("b-worker2"), node("b-control-plane", control_plane=True), node("b-worker")]) == "b-worker"
+    assert target.backend_node([node("w", taint="NoSchedule"), node("cp", control_plane=True)]) == "cp"
+    assert target.backend_node([node("only", control_plane=True, taint="NoSchedule")]) == "only"
+
+
+def test_backends_are_pinned_by_hostname_not_by_svclab_s_node_label():
+    lab = labs.load_lab("internal-traffic")
+    objects = [o for m in lab.manifests for o in labs.load_manifests(labs.render_manifest(lab, m))]
+    text = yaml.safe_dump(target.pin_backends(objects, "their-worker"))
+    assert target.BACKEND_LABEL not in text
+    assert text.count("their-worker") >= 2
+
+
+FOUND = types.SimpleNamespace(translates_services=True, kube_proxy_detail="kube-proxy, iptables")
+
+
+def test_what_a_target_cannot_show_is_skipped_with_its_reason():
+    chosen = [labs.load_lab(i) for i in ("loadbalancer", "failover", "gateway", "source-ranges", "tcp-udp")]
+    there = types.SimpleNamespace(detected=FOUND, outside=True)
+    runnable, skipped = plan.plan(chosen, there)
+    reasons = {f"{s.lab}/{s.probe}": s.reason for s in skipped}
+    assert [lab.id for lab in runnable] == ["loadbalancer", "tcp-udp"]
+    assert "stops or cuts off nodes" in reasons["failover/" + chosen[1].probes[0].id]
+    assert "installs cluster-wide objects (gateway_api)" in reasons["gateway/" + chosen[2].probes[0].id]
+    assert "second outside client" in reasons["source-ranges/" + chosen[3].probes[0].id]
+    assert any("svclab-traefik" in r for k, r in reasons.items() if k.startswith("tcp-udp/"))
+    assert len(runnable[0].probes) == len(chosen[0].probes)     # every loadbalancer probe runs
+
+
+def test_without_an_outside_client_or_service_translation_whole_groups_skip_once():
+    lb = labs.load_lab("loadbalancer")
+    runnable, skipped = plan.plan([lb], types.SimpleNamespace(detected=FOUND, outside=False))
+    assert skipped and all("outside client" in s.reason for s in skipped)
+    assert all(not __import__("svclab").probes.uses_outside(p) for lab in runnable for p in lab.probes)
+    dead = types.SimpleNamespace(translates_services=False, kube_proxy_detail="no kube-proxy DaemonSet")
+    runnable, skipped = plan.plan([lb, labs.load_lab("clusterip")], types.SimpleNamespace(detected=dead, outside=True))
+    assert runnable == [] and {s.reason for s in skipped} == {"nothing translates Services on this cluster "
+                                                               "(no kube-proxy DaemonSet)"}
+
+
+def test_test_patterns_keep_and_leave_out_probes():
+    lb = labs.load_lab("loadbalancer")
+    runnable, skipped = plan.plan([lb, labs.load_lab("clusterip")], None, "loadbalancer/*,!*pending*")
+    assert [lab.id for lab in runnable] == ["loadbalancer"] and not skipped
+    assert all("pending" not in p.id for p in runnable[0].probes) and len(runnable[0].probes) == len(lb.probes) - 1
+    assert plan.selected("clusterip/dns-name", ("clusterip",), ()) and not plan.selected("nodeport/x", ("clusterip",), ())
+    with pytest.raises(UsageError, match="no probe matches --test nothing-like-this"):
+        plan.plan([lb], None, "nothing-like-this")
+
+
+def test_the_census_names_each_kind_whose_count_changed():
+    assert census.compare({"v1 Pod": 3, "apps/v1 Deployment": 1}, {"v1 Pod": 3, "apps/v1 Deployment": 1}) == []
+    assert census.compare({"v1 Pod": 3}, {"v1 Pod": 4, "v1 ConfigMap": 1}) == [
+        "v1 ConfigMap: 0 before, 1 after", "v1 Pod: 3 before, 4 after"]
+
+
+class FakeApi:
+    """Discovery and lists as the API server answers them, for census.count."""
+
+    def __init__(self, objects):
+        self.objects = objects
+
+    def get_json(self, path, query=None, timeout=10):
+        import json
+        if path == "/apis":
+            return json.dumps({"groups": [{"preferredVersion": {"groupVersion": "apps/v1"}}]})
+        if path == "/api/v1":
+            return json.dumps({"resources": [
+                {"name": "pods", "kind": "Pod", "namespaced": True, "verbs": ["list"]},
+                {"name": "pods/log", "kind": "Pod", "namespaced": True, "verbs": ["get"]},
+                {"name": "events", "kind": "Event", "namespaced": True, "verbs": ["list"]},
+                {"name": "namespaces", "kind": "Namespace", "namespaced": False, "verbs": ["list"]}]})
+        if path == "/apis/apps/v1":
+            return json.dumps({"resources": [{"name": "deployments", "kind": "Deployment", "namespaced": True,
+                                              "verbs": ["list"]}]})
+        resource = path.rsplit("/", 1)[1]
+        return json.dumps({"items": self.objects.get(resource, []), "metadata": {}})
+
+
+def test_the_census_counts_what_is_outside_svclab_s_namespaces():
+    def obj(name, ns=None):
+        return {"metadata": {"name": name, **({"namespace": ns} if ns else {})}}
+
+    api = FakeApi({"pods": [obj("a", "kube-system"), obj("b", "svclab-loadbalancer"), obj("c", "default")],
+                   "namespaces": [obj("kube-system"), obj("svclab-loadbalancer"), obj("default")],
+                   "deployments": [obj("coredns", "kube-system")], "events": [obj("e", "default")]})
+    counts = census.count(api, {"svclab-loadbalancer"})
+    assert counts == {"v1 Pod": 2, "v1 Namespace": 2, "apps/v1 Deployment": 1}
+
+
+def test_the_results_of_a_run_with_skips_exit_zero_and_junit_says_skipped():
+    from svclab import report
+
+    skip = plan.Skip("failover", "keeps-answering", "C20", "a path", "stops or cuts off nodes")
+    assert report.exit_code([], [skip]) == 0 and report.exit_code([], []) != 0
+    xml = report.to_junit([], [skip])
+    assert '<skipped message="stops or cuts off nodes"' in xml and 'skipped="1"' in xml
+
+
+def test_a_lab_keeps_its_fields_when_its_probes_are_filtered():
+    lb = labs.load_lab("loadbalancer")
+    (kept,), _ = plan.plan([lb], None, "external-address")
+    assert dataclasses.replace(lb, probes=kept.probes) == kept and kept.namespace == lb.namespace
