@@ -33,7 +33,7 @@ from . import network
 from .config import Settings, agnhost_image
 from .errors import PrerequisiteError, UsageError
 from .kube import Kube, api_error_message
-from .lifecycle import SYSTEM_NAMESPACE
+from .lifecycle import SYSTEM_NAMESPACE, install_client_pod
 from .network import Pool
 from .outside import OutsideClient
 from .providers import get_provider
@@ -208,8 +208,10 @@ def _load_balancer_range(kube: Kube, subnet: str) -> tuple[str, str]:
 
 
 def connect(settings: Settings, ui: UI):
-    """The Environment of the user's cluster, checked and detected (see the module docstring)."""
-    from .lifecycle import Environment, install_client_pod  # noqa: I001
+    """The Environment of the user's cluster, checked and detected (see the module docstring);
+    the in-cluster client comes with the first lab (Visit), since a run where every lab is
+    skipped needs none."""
+    from .lifecycle import Environment
 
     from . import detect
 
@@ -236,9 +238,7 @@ def connect(settings: Settings, ui: UI):
                     backend_node=backend_node(nodes), outside=client is not None,
                     docker_network=on_docker[0] if on_docker else None)
     provider = provider_for(found)
-    env = Environment(settings, kube, pool or _no_outside_pool(node_ips), provider, client, ui, target=target)
-    install_client_pod(env)
-    return env
+    return Environment(settings, kube, pool or _no_outside_pool(node_ips), provider, client, ui, target=target)
 
 
 def _no_outside_pool(node_ips: list[str]) -> Pool:
@@ -291,10 +291,11 @@ class Visit:
         self.own = self._own_namespaces()
         self.before = census.count(env.kube, self.own)
         self.finished = False
+        if namespaces:
+            install_client_pod(env)
 
     def _own_namespaces(self) -> set[str]:
-        labelled = self.env.kube.list("v1", "Namespace", label_selector=MANAGED_SELECTOR)
-        return {n["metadata"]["name"] for n in labelled} | set(self.namespaces)
+        return set(own_namespaces(self.env.kube)) | set(self.namespaces)
 
     def clean_up(self) -> list[str]:
         """Removes svclab's namespaces of this run and its outside client; returns what it removed."""
@@ -341,6 +342,13 @@ class Visit:
                 self.env.ui.warn(f"could not remove svclab's namespaces: {e}")
 
 
+def own_namespaces(kube: Kube) -> list[str]:
+    """svclab's namespaces on a cluster: named svclab-* and labelled as svclab's, both (a label
+    alone could be anyone's copy of a manifest)."""
+    return sorted(n["metadata"]["name"] for n in kube.list("v1", "Namespace", label_selector=MANAGED_SELECTOR)
+                  if n["metadata"]["name"].startswith("svclab-"))
+
+
 def visit(env, namespaces: list[str]) -> Visit:
     return Visit(env, namespaces)
 
@@ -352,8 +360,7 @@ def leave(settings: Settings, ui: UI) -> list[str]:
 
     kube = kube_for(settings)
     check_reachable(kube, settings)
-    names = [n["metadata"]["name"] for n in kube.list("v1", "Namespace", label_selector=MANAGED_SELECTOR)]
-    removed = remove_namespaces(kube, names, timeout=settings.wait_timeout)
+    removed = remove_namespaces(kube, own_namespaces(kube), timeout=settings.wait_timeout)
     if network.remove_client(network.docker_client(), settings.cluster_name):
         removed.append(network.client_container_name(settings.cluster_name))
     ui.done(f"removed from context {settings.context}: {', '.join(removed)}" if removed

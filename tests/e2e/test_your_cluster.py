@@ -1,0 +1,197 @@
+"""The labs on clusters svclab did not make: made here by plain `kind create cluster`, MetalLB
+installed by the test itself from its pinned upstream manifest, and one cluster without
+kube-proxy. svclab must detect what each has, expect what follows from it, skip what cannot
+apply with its reason, clean up, and leave every object outside its namespaces as it found it."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import svclab
+from .leaks import kind_binary
+
+PLAIN = "svclab-e2e-plain"
+NO_PROXY = "svclab-e2e-noproxy"
+
+
+class PlainKind:
+    """A kind cluster made without svclab, on a docker network of this test's own."""
+
+    def __init__(self, name: str, folder: Path, *, workers: int, kube_proxy_mode: str | None = None):
+        self.name, self.kubeconfig, self.network = name, folder / f"{name}.kubeconfig", f"{name}-net"
+        self.env = {**os.environ, "KIND_EXPERIMENTAL_DOCKER_NETWORK": self.network}
+        config = {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4",
+                  "nodes": [{"role": "control-plane"}] + [{"role": "worker"}] * workers}
+        if kube_proxy_mode:
+            config["networking"] = {"kubeProxyMode": kube_proxy_mode}
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump(config))
+        self.config = folder / f"{name}.yaml"
+        self.waits = kube_proxy_mode != "none"
+
+    def create(self) -> None:
+        subprocess.run(["docker", "network", "create", self.network], check=True, capture_output=True)
+        image = os.environ.get("SVCLAB_NODE_IMAGE")
+        proc = subprocess.run([kind_binary(), "create", "cluster", "--name", self.name, "--config", str(self.config),
+                               "--kubeconfig", str(self.kubeconfig),
+                               # without kube-proxy the nodes never get Ready: nothing to wait for
+                               *(["--wait", "120s"] if self.waits else []),
+                               *(["--image", image] if image else [])],
+                              capture_output=True, text=True, timeout=600, env=self.env)
+        assert proc.returncode == 0, proc.stderr
+
+    def delete(self) -> None:
+        subprocess.run([kind_binary(), "delete", "cluster", "--name", self.name, "--kubeconfig", str(self.kubeconfig)],
+                       capture_output=True, timeout=300, env=self.env)
+        subprocess.run(["docker", "network", "rm", self.network], capture_output=True)
+
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), *args], input=stdin,
+                              capture_output=True, text=True, timeout=300)
+        if check:
+            assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stderr}"
+        return proc
+
+    def subnet(self) -> ipaddress.IPv4Network:
+        out = subprocess.run(["docker", "network", "inspect", self.network, "--format",
+                              "{{range .IPAM.Config}}{{.Subnet}} {{end}}"], capture_output=True, text=True, check=True)
+        return next(n for n in map(ipaddress.ip_network, out.stdout.split()) if n.version == 4)
+
+    def install_metallb(self) -> str:
+        """MetalLB from its pinned manifest (checked against its sha256), an L2 pool at the top
+        of the network; returns the pool's range."""
+        from svclab import render
+        from svclab.config import load_settings, pins
+        from svclab.kube import load_manifests
+        from svclab.mirror import fetch
+
+        settings, pin = load_settings(), pins()["metallb"]
+        text = fetch(pin["manifest_url"], pin["manifest_sha256"], cache_dir=settings.cache_dir, mirror=settings.mirror)
+        objects = render.patch(load_manifests(text.decode()), "pull-if-not-present")
+        self.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(objects))
+        self.kubectl("-n", "metallb-system", "create", "secret", "generic", "memberlist",
+                     "--from-literal=secretkey=" + os.urandom(16).hex())
+        self.kubectl("-n", "metallb-system", "rollout", "status", "deployment/controller", "--timeout=240s")
+        top = self.subnet().broadcast_address
+        first, last = top - 30, top - 1
+        pool = [{"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+                 "metadata": {"name": "plain", "namespace": "metallb-system"}, "spec": {"addresses": [f"{first}-{last}"]}},
+                {"apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
+                 "metadata": {"name": "plain", "namespace": "metallb-system"}}]
+        deadline = time.monotonic() + 120
+        while True:   # the webhook answers a few seconds after the controller is ready
+            proc = self.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(pool), check=False)
+            if proc.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert proc.returncode == 0, proc.stderr
+        self.kubectl("-n", "metallb-system", "rollout", "status", "daemonset/speaker", "--timeout=240s")
+        return f"{first}-{last}"
+
+    def namespaces(self) -> list[str]:
+        return sorted(self.kubectl("get", "namespaces", "-o", "name").stdout.split())
+
+
+def lab_all(cluster: PlainKind, folder: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict]:
+    out = folder / "results.json"
+    proc = svclab("lab.all", "--kubeconfig", str(cluster.kubeconfig), "--json", str(out), "--junit",
+                  str(folder / "results.xml"), *extra, check=False)
+    assert out.exists(), f"no JSON written\n{proc.stdout}\n{proc.stderr}"
+    return proc, json.loads(out.read_text())
+
+
+def checked(proc, data) -> dict:
+    failed = [r for r in data["results"] if not r["passed"]]
+    assert proc.returncode == 0 and not failed, json.dumps(failed, indent=2) + proc.stdout[-3000:] + proc.stderr
+    return {f"{r['lab']}/{r['probe']}": r for r in data["results"]}
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("plain")
+    cluster = PlainKind(PLAIN, folder, workers=2)
+    try:
+        cluster.create()
+        yield cluster
+    finally:
+        cluster.delete()
+
+
+def test_a_plain_kind_cluster_without_a_load_balancer(plain, tmp_path):
+    before = plain.namespaces()
+    proc, data = lab_all(plain, tmp_path)
+    results = checked(proc, data)
+    detected = data["target"]["detected"]
+    assert detected["load_balancer"] == "none" and detected["kube_proxy_mode"] == "iptables", detected
+    assert data["provider"] == "none"
+    # Nothing implements LoadBalancer here: the Service stays pending, and that is what was expected.
+    assert results["loadbalancer/stays-pending-without-implementation"]["observed"] == "<pending>"
+    safety = results["svclab/nothing-else-changed"]
+    assert safety["passed"] and safety["facts"]["before"] == safety["facts"]["after"]
+    assert sum(v for v in safety["facts"]["before"].values() if v > 0) > 50   # it counted something real
+    skipped = {f"{s['lab']}/{s['probe']}": s["reason"] for s in data["skipped"]}
+    assert any("stops or cuts off nodes" in r for r in skipped.values()), skipped
+    assert 'skipped="' in (tmp_path / "results.xml").read_text()
+    assert "skipped" in proc.stdout and "stops or cuts off nodes" in proc.stdout
+    # Cleaned up: the namespaces are as they were, svclab's outside client is gone, no node labelled.
+    assert plain.namespaces() == before
+    left = subprocess.run(["docker", "ps", "-aq", "--filter", f"name=svclab-client-target-kind-{PLAIN}"],
+                          capture_output=True, text=True).stdout.split()
+    assert left == []
+    assert "svclab.io" not in plain.kubectl("get", "nodes", "--show-labels").stdout
+
+
+def test_the_same_cluster_with_metallb_installed_by_hand(plain, tmp_path):
+    pool = plain.install_metallb()
+    proc, data = lab_all(plain, tmp_path)
+    results = checked(proc, data)
+    detected = data["target"]["detected"]
+    assert detected["load_balancer"] == "metallb", detected
+    assert data["provider"] == "metallb"
+    ip = results["loadbalancer/external-address"]["facts"]["value"]
+    first, last = (ipaddress.ip_address(a) for a in pool.split("-"))
+    assert first <= ipaddress.ip_address(ip) <= last
+    assert results["loadbalancer/port-80-at-external-address"]["passed"]
+    assert results["svclab/nothing-else-changed"]["passed"]
+    # cluster.down on this cluster removes svclab's namespaces (none left now) and nothing else.
+    before = plain.namespaces()
+    down = svclab("cluster.down", "--kubeconfig", str(plain.kubeconfig))
+    assert plain.namespaces() == before and "metallb-system" in " ".join(before), down.stdout
+
+
+def test_refusals_on_a_cluster_svclab_did_not_make(plain, tmp_path):
+    wrong = svclab("lab.clusterip", "--kubeconfig", str(plain.kubeconfig), "--context", "nope", check=False)
+    assert wrong.returncode == 2 and "has no context 'nope'" in wrong.stderr and "Traceback" not in wrong.stderr
+    up = svclab("cluster.up", "--kubeconfig", str(plain.kubeconfig), check=False)
+    assert up.returncode == 2 and "is already up" in up.stderr
+    # A kubeconfig whose server does not answer: one line, exit 3, nothing made.
+    dead = tmp_path / "dead.kubeconfig"
+    config = yaml.safe_load(plain.kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
+    dead.write_text(yaml.safe_dump(config))
+    proc = svclab("lab.clusterip", "--kubeconfig", str(dead), check=False)
+    assert proc.returncode == 3 and "cannot reach the cluster of context" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) <= 2 and "Traceback" not in proc.stderr
+
+
+def test_a_cluster_without_kube_proxy_says_so_once_and_skips(tmp_path):
+    cluster = PlainKind(NO_PROXY, tmp_path, workers=0, kube_proxy_mode="none")
+    try:
+        cluster.create()
+        proc, data = lab_all(cluster, tmp_path, "--test", "clusterip,nodeport,loadbalancer")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert data["target"]["detected"]["kube_proxy_mode"] == "none"
+        reasons = {s["reason"] for s in data["skipped"]}
+        assert len(reasons) == 1 and reasons.pop().startswith("nothing translates Services"), data["skipped"]
+        assert {s["lab"] for s in data["skipped"]} == {"clusterip", "nodeport", "loadbalancer"}
+        assert proc.stdout.count("nothing translates Services") == 1
+        assert [r["probe"] for r in data["results"]] == ["nothing-else-changed"]
+    finally:
+        cluster.delete()
