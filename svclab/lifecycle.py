@@ -13,6 +13,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import json
+import os
 import shutil
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +35,7 @@ from .ui import UI
 __all__ = ["Environment", "up", "down", "status", "connect", "SYSTEM_NAMESPACE"]
 
 SYSTEM_NAMESPACE = "svclab-system"
+POOLS_WAIT = 30.0
 CLIENT_STARTER = "svclab-client-start"
 
 
@@ -62,14 +64,44 @@ def _carve(dc, settings: Settings) -> Pool:
     pool = network.load_pool(path)
     if pool and pool.network == settings.network and pool.addresses() and len(pool.addresses()) == settings.pool_size:
         return pool
-    subnet, gateway, used = network.network_facts(dc, settings.network)
-    pool = network.carve_pool(
-        network=settings.network, subnet=subnet, gateway=gateway, used=used, size=settings.pool_size,
-        taken=[*network.taken_pools(settings.state_dir, settings.network, except_cluster=settings.cluster_name),
-               *network.pools_in_use(dc, settings.network, except_cluster=settings.cluster_name)],
-    )
-    network.save_pool(path, pool)
+    # Two `up`s of different clusters at once: each carves only while it holds this lock, and
+    # saves its pool before letting go, so the second sees the first's pool as taken.
+    with _pools_lock(settings.state_dir):
+        subnet, gateway, used = network.network_facts(dc, settings.network)
+        pool = network.carve_pool(
+            network=settings.network, subnet=subnet, gateway=gateway, used=used, size=settings.pool_size,
+            taken=[*network.taken_pools(settings.state_dir, settings.network, except_cluster=settings.cluster_name),
+                   *network.pools_in_use(dc, settings.network, except_cluster=settings.cluster_name)],
+        )
+        network.save_pool(path, pool)
     return pool
+
+
+@contextlib.contextmanager
+def _pools_lock(state_dir):
+    """An exclusive flock on <state>/clusters/.pools.lock for the block (the kernel drops it
+    however the holder ends). Carving takes milliseconds: a wait of POOLS_WAIT seconds means the
+    holder hangs."""
+    import fcntl
+    import time
+
+    folder = state_dir / "clusters"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(folder / ".pools.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + POOLS_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise SvclabError(f"another svclab has been carving an address pool for {POOLS_WAIT:.0f}s",
+                                      hint=f"stop it, or remove {folder / '.pools.lock'} if no svclab runs") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _images_in_node(node) -> set[str]:

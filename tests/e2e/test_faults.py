@@ -217,6 +217,38 @@ def test_two_runs_on_one_cluster_take_turns_or_refuse(cluster):
     assert "is busy" in second.stderr and "waiting up to" in second.stderr
 
 
+def test_two_clusters_brought_up_at_once_get_disjoint_pools(tmp_path):
+    """Two `cluster.up`s of different names on one docker network, started together: both
+    succeed, and their load-balancer pools and client addresses do not overlap."""
+    env = cli_env(tmp_path / "state", SVCLAB_NETWORK="svclab-e2e-twins")
+    names = ["svclab-e2e-twin-a", "svclab-e2e-twin-b"]
+    ups = [Running("cluster.up", "--name", name, "--workers", "0", "--provider", "none", "--ingress", "none",
+                   env=env, cwd=tmp_path) for name in names]
+    try:
+        done = [up.finish(timeout=600) for up in ups]
+        assert all(d.returncode == EXIT_OK for d in done), "\n".join(map(str, done))
+        pools = [json.loads(svclab("cluster.status", "--name", name, "--json", env=env, cwd=tmp_path).stdout)
+                 for name in names]
+        spans = []
+        for info in pools:
+            first, last = info["pool"].split("-")
+            spans.append({info["client_ip"], *_addresses(first, last)})
+        assert spans[0] and spans[1] and not spans[0] & spans[1], pools
+    finally:
+        for up in ups:
+            if up.proc.poll() is None:
+                up.signal(signal.SIGKILL)
+        for name in names:
+            svclab("cluster.down", "--name", name, env=env, cwd=tmp_path)
+
+
+def _addresses(first: str, last: str) -> set[str]:
+    import ipaddress
+
+    start, end = int(ipaddress.IPv4Address(first)), int(ipaddress.IPv4Address(last))
+    return {str(ipaddress.IPv4Address(i)) for i in range(start, end + 1)}
+
+
 def test_a_run_killed_mid_lab_is_repaired_by_the_next_one(cluster):
     """kill -9 while a probe has the cluster changed (a Service's status written by the lab), with a
     node left frozen and cut off as a killed failover probe leaves it: the next run says what it

@@ -165,3 +165,28 @@ def test_a_lab_keeps_its_fields_when_its_probes_are_filtered():
     lb = labs.load_lab("loadbalancer")
     (kept,), _ = plan.plan([lb], None, "external-address")
     assert dataclasses.replace(lb, probes=kept.probes) == kept and kept.namespace == lb.namespace
+
+
+def test_pools_are_carved_one_process_at_a_time(tmp_path):
+    """Two processes that carve at once: the second waits for the first's lock to go."""
+    import multiprocessing
+    import time as clock
+
+    from svclab import lifecycle
+
+    ctx = multiprocessing.get_context("fork")
+    held = ctx.Event()
+
+    def hold():
+        with lifecycle._pools_lock(tmp_path):
+            held.set()
+            clock.sleep(0.5)
+
+    child = ctx.Process(target=hold)
+    child.start()
+    assert held.wait(10)
+    started = clock.monotonic()
+    with lifecycle._pools_lock(tmp_path):
+        waited = clock.monotonic() - started
+    child.join(10)
+    assert waited >= 0.3
