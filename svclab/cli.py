@@ -223,6 +223,30 @@ def bench(c, name=None, provider=None, workers=None, node_image=None, json=None,
         Path(json).write_text(jsonlib.dumps(figures, indent=2) + "\n")
 
 
+@guarded
+def soak(c, runs=None, labs=None, json=None, name=None, provider=None, workers=None, node_image=None, verbose=False,
+         quiet=False):
+    """Run lab.all (or --labs) N times on one cluster; report each verdict that differed even once."""
+    from .errors import EXIT_INTERRUPTED
+    from .soak import as_json, exit_code, lines, parse_runs, selected_labs, soak as run_soak
+
+    runs = parse_runs(runs)
+    lab_ids = selected_labs(labs)
+    settings = flag_settings(name, provider, workers, node_image, verbose, quiet)
+    found = run_soak(settings, lab_ids, runs, UI(quiet=settings.quiet, verbose=settings.verbose))
+    # `--json -`: standard output carries the JSON alone; the report goes to standard error.
+    out = sys.stderr if json == "-" else sys.stdout
+    print("\n".join(lines(found)), file=out)
+    if json == "-":
+        print(as_json(found))
+    elif json:
+        Path(json).write_text(as_json(found) + "\n")
+    if found.interrupted:
+        raise Exit(code=EXIT_INTERRUPTED)
+    if exit_code(found):
+        raise Exit(code=exit_code(found))
+
+
 # ---------------------------------------------------------------- images.*
 
 @guarded
@@ -341,6 +365,9 @@ def build_namespace() -> Collection:
     namespace.add_task(Task(doctor, help={"json": "print the findings as JSON"}))
     namespace.add_task(Task(bench, help={**COMMON_HELP, "json": "also write the figures as JSON to this file",
                                          "repeat": "bare/svclab cluster pairs to time; medians are reported (default 3)"}))
+    namespace.add_task(Task(soak, help={**COMMON_HELP, "runs": "how many times to run the labs, 1 to 1000 (default 3)",
+                                        "labs": "comma-separated lab ids (default: every lab, as lab.all)",
+                                        "json": "also write the soak report as JSON to this file ('-': standard output)"}))
     namespace.add_collection(cluster)
     namespace.add_collection(lab_collection())
     namespace.add_collection(images_ns)

@@ -2,7 +2,10 @@
 that raises, a cluster that is gone and Ctrl-C (the labs stood in for)."""
 
 import json
+import subprocess
+import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -85,6 +88,15 @@ def test_runs_within_bounds(value, runs):
 def test_runs_out_of_bounds_are_refused(value, message):
     with pytest.raises(UsageError, match=message):
         soak.parse_runs(value)
+
+
+def test_the_cli_refuses_zero_runs_in_one_line():
+    svclab = Path(sys.executable).parent / "svclab"
+    proc = subprocess.run([str(svclab), "soak", "--runs", "0"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines == ["error: --runs must be between 1 and 1000, got 0"], proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
 
 
 # ------------------------------------------------------------------ the loop, with the labs stood in for
