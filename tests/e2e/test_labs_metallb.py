@@ -99,6 +99,19 @@ def test_labs_run_again_on_the_same_cluster(cluster, tmp_path):
     assert proc.returncode == 0 and data["summary"]["failed"] == 0
 
 
+def test_a_short_soak_on_the_same_cluster(cluster, tmp_path):
+    out = tmp_path / "soak.json"
+    proc = svclab("soak", "--runs", "3", "--labs", "clusterip,nodeport", "--name", cluster, "--json", str(out),
+                  check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(out.read_text())
+    assert report["runs"] == 3 and len(report["seconds"]) == 3 and report["stopped"] is None
+    assert report["summary"]["unexpected"] == 0 and report["unexpected"] == []
+    assert report["labs"] == ["clusterip", "nodeport"]
+    assert report["probes"] and all(t == {"ran": 3, "passed": 3} for t in report["probes"].values())
+    assert "3 runs of 2 labs" in proc.stdout and "0 unexpected verdicts" in proc.stdout
+
+
 def test_up_again_reuses(cluster):
     proc = svclab("cluster.up", "--name", cluster)
     assert "reusing cluster" in proc.stderr
