@@ -71,11 +71,17 @@ def probe_reason(spec, target) -> str | None:
     """Why the probe SPEC cannot run on TARGET, or None."""
     if why := probes.own_cluster_reason(spec):
         return f"{why}: it runs only on a kind cluster svclab made"
-    if str(getattr(spec, "service", "")).startswith(OWN_INGRESS):
+    if uses_own_ingress(spec):
         return "probes the Ingress controller svclab installs on its own clusters (svclab-traefik), which is not here"
     if probes.uses_outside(spec) and not target.outside:
         return "needs svclab's outside client, which it has only where the nodes are containers of this machine's Docker"
     return None
+
+
+def uses_own_ingress(spec) -> bool:
+    """Whether SPEC probes the Ingress controller svclab installs on its own clusters: a Service of
+    its namespace named anywhere in the probe, or a TLS probe whose terminator is the Ingress."""
+    return OWN_INGRESS in spec.model_dump_json() or getattr(spec, "terminator", None) == "ingress"
 
 
 def plan(labs: Sequence[Any], target=None, tests: str | None = None) -> tuple[list[Any], list[Skip]]:

@@ -88,6 +88,8 @@ def test_what_a_target_cannot_show_is_skipped_with_its_reason():
     assert "installs cluster-wide objects (gateway_api)" in reasons["gateway/" + chosen[2].probes[0].id]
     assert "second outside client" in reasons["source-ranges/" + chosen[3].probes[0].id]
     assert any("svclab-traefik" in r for k, r in reasons.items() if k.startswith("tcp-udp/"))
+    _, skipped = plan.plan([labs.load_lab("ingress"), labs.load_lab("tls")], there)
+    assert {f"{s.lab}/{s.probe}" for s in skipped} >= {"ingress/one-address-per-loadbalancer", "tls/ingress-terminates"}
     assert len(runnable[0].probes) == len(chosen[0].probes)     # every loadbalancer probe runs
 
 
