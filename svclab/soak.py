@@ -23,7 +23,7 @@ from .lock import cluster_held
 from .ui import UI, stop_spinners
 
 __all__ = ["DEFAULT_RUNS", "MAX_RUNS", "JSON_VERSION", "THE_RUN", "Raised", "Miss", "Tally", "SoakReport",
-           "parse_runs", "summarise", "lines", "as_json", "exit_code", "selected_labs", "soak", "soak_runs"]
+           "parse_runs", "summarise", "lines", "as_json", "exit_code", "selected_labs", "soak", "soak_runs", "run_once", "differed"]
 
 DEFAULT_RUNS = 3
 MAX_RUNS = 1000
@@ -207,6 +207,22 @@ def progress_line(number: int, asked: int, seconds: float, unexpected: int) -> s
     return f"run {number}/{asked}: {seconds:.0f}s, {_plural(unexpected, 'unexpected verdict')} so far"
 
 
+def run_once(env: lifecycle.Environment, selected: Sequence[labs.Lab]) -> list[labs.Result] | Raised:
+    """The results of one run of the SELECTED labs, or Raised with the line the error would end a
+    command with (a bug, which no rule of exits.py knows, is raised)."""
+    try:
+        return labs.run_labs(env, selected)
+    except Exception as e:
+        if (known := exit_for(e)) is None:
+            raise
+        return Raised(known[1])
+
+
+def differed(run: Sequence[labs.Result] | Raised) -> int:
+    """How many unexpected verdicts RUN adds (a run that raised: one)."""
+    return 1 if isinstance(run, Raised) else sum(not r.passed for r in run)
+
+
 def soak_runs(env: lifecycle.Environment, selected: Sequence[labs.Lab], runs: int, ui: UI) -> SoakReport:
     """RUNS runs of the SELECTED labs on ENV's cluster, reported. A run that raises is recorded
     with its error line and the next one starts, unless the API server no longer answers; Ctrl-C
@@ -214,24 +230,17 @@ def soak_runs(env: lifecycle.Environment, selected: Sequence[labs.Lab], runs: in
     made: list[list[labs.Result] | Raised] = []
     seconds: list[float] = []
     stopped = None
-    unexpected = 0
     for number in range(1, runs + 1):
         started = time.monotonic()
         try:
-            run: list[labs.Result] | Raised = labs.run_labs(env, selected)
+            run = run_once(env, selected)
         except KeyboardInterrupt:
             stopped = "interrupted"
             break
-        except Exception as e:
-            if (known := exit_for(e)) is None:
-                raise
-            run = Raised(known[1])
         made.append(run)
         seconds.append(time.monotonic() - started)
-        differed = 1 if isinstance(run, Raised) else sum(not r.passed for r in run)
-        unexpected += differed
-        line = progress_line(number, runs, seconds[-1], unexpected)
-        if differed:
+        line = progress_line(number, runs, seconds[-1], sum(map(differed, made)))
+        if differed(run):
             ui.warn(line)
         else:
             ui.done(line)
