@@ -169,7 +169,7 @@ def test_the_same_cluster_with_metallb_installed_by_hand(plain, tmp_path):
 def test_refusals_on_a_cluster_svclab_did_not_make(plain, tmp_path):
     wrong = svclab("lab.clusterip", "--kubeconfig", str(plain.kubeconfig), "--context", "nope", check=False)
     assert wrong.returncode == 2 and "has no context 'nope'" in wrong.stderr and "Traceback" not in wrong.stderr
-    up = svclab("cluster.up", "--kubeconfig", str(plain.kubeconfig), check=False)
+    up = svclab("cluster.up", check=False, env={"SVCLAB_KUBECONFIG": str(plain.kubeconfig)})
     assert up.returncode == 2 and "is already up" in up.stderr
     # A kubeconfig whose server does not answer: one line, exit 3, nothing made.
     dead = tmp_path / "dead.kubeconfig"
