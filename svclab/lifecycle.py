@@ -249,7 +249,10 @@ def _make(settings: Settings, provider: Provider, dc, kind: Kind, ui: UI, fresh:
     if fresh:
         settings.make_cluster_dir()
         undone_by(lambda: shutil.rmtree(settings.cluster_dir, ignore_errors=True))
-        if network.ensure_network(dc, settings.network):
+        # Under the pools' lock: Docker lets two `up`s at once each make a network of one name.
+        with _pools_lock(settings.state_dir):
+            made = network.ensure_network(dc, settings.network)
+        if made:
             undone_by(lambda: network.remove_network_if_unused(dc, settings.network))
     pool = _carve(dc, settings)
     if fresh:
