@@ -198,6 +198,10 @@ def preflight_new_cluster(dc, settings: Settings) -> None:
 
 
 def up(settings: Settings, ui: UI) -> Environment:
+    if not settings.targets_own_cluster:   # bench, compare, soak: only on svclab's own clusters
+        raise UsageError("this command makes or reuses a kind cluster of svclab's own, and --kubeconfig/--context "
+                         "(or SVCLAB_KUBECONFIG/SVCLAB_CONTEXT) name another cluster",
+                         hint="run the lab tasks on that cluster, or unset SVCLAB_KUBECONFIG/SVCLAB_CONTEXT")
     dc, kind = preflight(settings)
     kind.echo = ui.echo
     record = ClusterRecord.load(settings.cluster_dir)
