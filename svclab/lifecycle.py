@@ -79,15 +79,15 @@ def _carve(dc, settings: Settings) -> Pool:
 
 @contextlib.contextmanager
 def _pools_lock(state_dir):
-    """An exclusive flock on <state>/clusters/.pools.lock for the block (the kernel drops it
-    however the holder ends). Carving takes milliseconds: a wait of POOLS_WAIT seconds means the
-    holder hangs."""
+    """An exclusive flock on the folder <state>/clusters itself for the block: no lock file is
+    left behind, and the kernel drops the lock however the holder ends. Carving takes
+    milliseconds: a wait of POOLS_WAIT seconds means the holder hangs."""
     import fcntl
     import time
 
     folder = state_dir / "clusters"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(folder / ".pools.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(folder, os.O_RDONLY)
     try:
         deadline = time.monotonic() + POOLS_WAIT
         while True:
@@ -97,7 +97,7 @@ def _pools_lock(state_dir):
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     raise SvclabError(f"another svclab has been carving an address pool for {POOLS_WAIT:.0f}s",
-                                      hint=f"stop it, or remove {folder / '.pools.lock'} if no svclab runs") from None
+                                      hint="stop it, or wait for it to end") from None
                 time.sleep(0.05)
         yield
     finally:

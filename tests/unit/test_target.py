@@ -170,7 +170,7 @@ def test_a_lab_keeps_its_fields_when_its_probes_are_filtered():
 
 
 def test_pools_are_carved_one_process_at_a_time(tmp_path):
-    """Two processes that carve at once: the second waits for the first's lock to go."""
+    """Two processes that carve at once: the second waits for the first's lock to go, and no lock file is left."""
     import multiprocessing
     import time as clock
 
@@ -192,3 +192,4 @@ def test_pools_are_carved_one_process_at_a_time(tmp_path):
         waited = clock.monotonic() - started
     child.join(10)
     assert waited >= 0.3
+    assert list((tmp_path / "clusters").iterdir()) == []
