@@ -305,6 +305,7 @@ class Visit:
         removed = remove_namespaces(env.kube, self.namespaces, timeout=env.settings.wait_timeout)
         if env.outside is not None and network.remove_client(network.docker_client(), env.settings.cluster_name):
             removed.append(network.client_container_name(env.settings.cluster_name))
+        forget(env.settings)
         return removed
 
     def finish(self):
@@ -342,6 +343,13 @@ class Visit:
                 self.env.ui.warn(f"could not remove svclab's namespaces: {e}")
 
 
+def forget(settings: Settings) -> None:
+    """Removes svclab's state folder of the target (its discovery cache): nothing of a run stays."""
+    import shutil
+
+    shutil.rmtree(settings.cluster_dir, ignore_errors=True)
+
+
 def own_namespaces(kube: Kube) -> list[str]:
     """svclab's namespaces on a cluster: named svclab-* and labelled as svclab's, both (a label
     alone could be anyone's copy of a manifest)."""
@@ -363,6 +371,7 @@ def leave(settings: Settings, ui: UI) -> list[str]:
     removed = remove_namespaces(kube, own_namespaces(kube), timeout=settings.wait_timeout)
     if network.remove_client(network.docker_client(), settings.cluster_name):
         removed.append(network.client_container_name(settings.cluster_name))
+    forget(settings)
     ui.done(f"removed from context {settings.context}: {', '.join(removed)}" if removed
             else f"nothing of svclab's on context {settings.context}")
     return removed

@@ -146,6 +146,8 @@ def test_a_plain_kind_cluster_without_a_load_balancer(plain, tmp_path):
                           capture_output=True, text=True).stdout.split()
     assert left == []
     assert "svclab.io" not in plain.kubectl("get", "nodes", "--show-labels").stdout
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "svclab" / "clusters"
+    assert not (state / f"target-kind-{PLAIN}").exists() and not (state / f"target-kind-{PLAIN}.lock").exists()
 
 
 def test_the_same_cluster_with_metallb_installed_by_hand(plain, tmp_path):
