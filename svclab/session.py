@@ -37,7 +37,7 @@ def run_labs(lab_ids: Sequence[str], flags: LabFlags) -> LabRun:
 
     env = target.connect(settings, ui)
     selected, skipped = plan.plan(selected, env.target, flags.test)
-    with target.visit(env, [lab.namespace for lab in selected]) as visit:
+    with target.Visit(env, [lab.namespace for lab in selected]) as visit:
         outcome = _run(env, selected, skipped, flags, lab_ids, ui, visit=visit)
     return outcome
 

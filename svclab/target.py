@@ -39,7 +39,7 @@ from .outside import OutsideClient
 from .providers import get_provider
 from .ui import UI
 
-__all__ = ["Target", "connect", "resolve", "backend_node", "pin_backends", "target_name"]
+__all__ = ["Target", "Visit", "connect", "resolve", "backend_node", "pin_backends", "target_name", "leave"]
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=svclab"
@@ -274,8 +274,7 @@ def provider_for(found):
     """The provider whose expectations the probes follow: svclab's own kind for MetalLB,
     kube-vip and none (their holder lookups work on any cluster), a DetectedProvider otherwise."""
     if found.load_balancer in ("metallb", "kube-vip", "none"):
-        provider = get_provider(found.load_balancer)
-        return provider
+        return get_provider(found.load_balancer)
     return DetectedProvider(found.load_balancer, found.load_balancer_detail)
 
 
@@ -356,9 +355,6 @@ def own_namespaces(kube: Kube) -> list[str]:
     return sorted(n["metadata"]["name"] for n in kube.list("v1", "Namespace", label_selector=MANAGED_SELECTOR)
                   if n["metadata"]["name"].startswith("svclab-"))
 
-
-def visit(env, namespaces: list[str]) -> Visit:
-    return Visit(env, namespaces)
 
 
 def leave(settings: Settings, ui: UI) -> list[str]:
