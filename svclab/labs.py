@@ -297,6 +297,12 @@ def prepare(env: Environment, lab: Lab) -> None:
         from .target import pin_backends
 
         objects = pin_backends(objects, env.target.backend_node)
+    if env.provider.one_name_at_a_time:
+        taken = name_taken_elsewhere(load_balancer_names(lab), lab.namespace, kube.list("v1", "Service"))
+        if taken:
+            raise UsageError(f"lab {lab.id}: {env.provider.name} serves one LoadBalancer Service of a name at a time, "
+                             f"and {', '.join(taken)} already exists",
+                             hint=f"delete it (kubectl -n NAMESPACE delete service NAME) or rename lab {lab.id}'s Service")
     kube.apply(objects, namespace=lab.namespace)
     for name in lab.deployments:
         kube.wait_deployment(lab.namespace, name, timeout=env.settings.wait_timeout)
@@ -421,6 +427,14 @@ def load_balancer_names(lab: Lab) -> frozenset[str]:
     return frozenset(obj["metadata"]["name"] for m in lab.manifests for obj in load_manifests(render_manifest(lab, m))
                      if obj.get("kind") == "Service" and (spec := obj.get("spec") or {}).get("type") == "LoadBalancer"
                      and not spec.get("loadBalancerClass"))
+
+
+def name_taken_elsewhere(names: frozenset[str], namespace: str, services: Sequence[Mapping[str, Any]]) -> list[str]:
+    """'NAMESPACE/NAME' of each LoadBalancer Service among SERVICES (of no other class) that is
+    outside NAMESPACE and has one of NAMES."""
+    return sorted(f"{meta['namespace']}/{meta['name']}" for svc in services
+                  if (meta := svc.get("metadata") or {}).get("name") in names and meta.get("namespace") != namespace
+                  and (spec := svc.get("spec") or {}).get("type") == "LoadBalancer" and not spec.get("loadBalancerClass"))
 
 
 # ------------------------------------------------------------------ checking lab folders

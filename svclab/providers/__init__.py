@@ -6,7 +6,8 @@
     holder(...)          the node that currently answers for a Service's external address
     expects_address      whether a LoadBalancer Service without a class gets an external address
     one_name_at_a_time   whether two LoadBalancer Services of one name (in different namespaces)
-                         must not exist at once: the second waits for the first to go
+                         must not exist at once: labs sharing such a name take turns, and a lab
+                         whose name another namespace's Service holds is refused
 """
 
 from __future__ import annotations

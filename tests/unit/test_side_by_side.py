@@ -101,6 +101,28 @@ def test_labs_whose_load_balancers_share_a_name_take_turns_where_the_provider_ne
 def test_the_load_balancer_names_of_a_lab_come_from_its_manifests():
     found = {lab_id: labs.load_balancer_names(labs.load_lab(lab_id)) for lab_id in labs.lab_ids()}
     assert found["loadbalancer"] == {"echo"}
-    assert found["no-node-ports"] == {"echo", "echo-direct"}
+    assert found["no-node-ports"] == {"echo-ported", "echo-direct"}
     assert found["clusterip"] == frozenset()
     assert found["pending"] == frozenset()    # of a class no provider implements
+
+
+def test_no_two_labs_name_a_load_balancer_service_alike():
+    # A lab's namespace stays after it ran: on kube-vip a later lab's Service of the same name
+    # would get no announcer, so each name belongs to one lab.
+    owners: dict[str, list[str]] = {}
+    for lab_id in labs.lab_ids():
+        for name in labs.load_balancer_names(labs.load_lab(lab_id)):
+            owners.setdefault(name, []).append(lab_id)
+    assert {name: ids for name, ids in owners.items() if len(ids) > 1} == {}
+
+
+def test_a_name_held_in_another_namespace_is_found():
+    def svc(namespace, name, type_="LoadBalancer", cls=None):
+        spec = {"type": type_} | ({"loadBalancerClass": cls} if cls else {})
+        return {"metadata": {"namespace": namespace, "name": name}, "spec": spec}
+
+    services = [svc("svclab-a", "echo"), svc("svclab-b", "echo"), svc("svclab-c", "echo", "ClusterIP"),
+                svc("svclab-d", "echo", cls="example.com/other"), svc("svclab-e", "web")]
+    assert labs.name_taken_elsewhere(frozenset({"echo"}), "svclab-b", services) == ["svclab-a/echo"]
+    assert labs.name_taken_elsewhere(frozenset({"echo"}), "svclab-a", services[:1]) == []
+    assert labs.name_taken_elsewhere(frozenset(), "svclab-x", services) == []
