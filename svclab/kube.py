@@ -18,7 +18,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
 
-from . import readiness
+from . import __version__, readiness
 from .cancel import Cancel, WaitCancelled, bound_cancel
 from .errors import SvclabError
 
@@ -123,6 +123,9 @@ class Kube:
         self.kubeconfig = kubeconfig
         self.cache_dir = cache_dir or kubeconfig.parent
         self.api = config.new_client_from_config(config_file=str(kubeconfig), context=context or None)
+        # The API server names the manager of a write that is not an apply after the User-Agent
+        # (up to its '/'): every write of svclab's then shows as FIELD_MANAGER's in managedFields.
+        self.api.user_agent = f"{FIELD_MANAGER}/{__version__}"
         self._dynamic: DynamicClient | None = None
         self._dynamic_lock = threading.Lock()   # `up` applies from several threads at once
 

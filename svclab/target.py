@@ -288,7 +288,7 @@ class Visit:
 
         self.env, self.namespaces = env, [*namespaces, SYSTEM_NAMESPACE]
         self.own = self._own_namespaces()
-        self.before = census.count(env.kube, self.own)
+        self.before = census.take(env.kube, self.own)
         self.finished = False
         if namespaces:
             install_client_pod(env)
@@ -318,18 +318,24 @@ class Visit:
             return None
         started = time.monotonic()
         removed = self.clean_up()
-        after = census.count(env.kube, self.own | self._own_namespaces())
-        changed = census.compare(self.before, after)
-        kinds = sum(1 for v in self.before.values() if v >= 0)
-        objects = sum(v for v in self.before.values() if v > 0)
+        after = census.take(env.kube, self.own | self._own_namespaces())
+        changes = census.compare(self.before, after)
+        counts = self.before.counts()
+        kinds = sum(1 for v in counts.values() if v >= 0)
+        objects = sum(v for v in counts.values() if v > 0)
+        problems = changes.problems
+        evidence = [f"{objects} objects of {kinds} kinds outside svclab's namespaces before the run",
+                    f"removed: {', '.join(removed) or 'nothing'}", *problems,
+                    *(f"the cluster itself: {line}" for line in changes.by_cluster[:20]),
+                    *(f"listable only before or after: {kind}" for kind in changes.unlisted)]
         return Result(
             lab="svclab", probe="nothing-else-changed", claim="safety",
-            path="every object outside svclab's namespaces, counted before the labs and after their clean-up",
-            expected="the same count of every kind", observed="the same" if not changed else f"{len(changed)} kinds changed",
-            evidence=[f"{objects} objects of {kinds} kinds outside svclab's namespaces before the run",
-                      f"removed: {', '.join(removed) or 'nothing'}", *changed],
-            passed=not changed, problems=changed, seconds=round(time.monotonic() - started, 2),
-            facts={"before": self.before, "after": after})
+            path="every object outside svclab's namespaces, before the labs and after their clean-up",
+            expected="nothing written by svclab, nothing gone",
+            observed="nothing of svclab's" if not problems else f"{len(problems)} objects changed by svclab or gone",
+            evidence=evidence, passed=not problems, problems=problems, seconds=round(time.monotonic() - started, 2),
+            facts={"before": counts, "after": after.counts(), "written": changes.written, "gone": changes.gone,
+                   "by_cluster": changes.by_cluster})
 
     def __enter__(self) -> "Visit":
         return self

@@ -94,6 +94,20 @@ def test_c15_path_names_the_announcing_node(results):
     assert any("via node svclab-e2e-worker" in line and "ARP" in line for line in evidence)
 
 
+def test_every_write_of_svclab_s_is_on_record_as_its_own(results, cluster):
+    # What the census on a user's cluster relies on: the API server records svclab as the manager
+    # of its applies (no-endpoints' Service) and of its other writes (the lab scaled its echo).
+    from svclab.config import load_settings
+    from svclab.kube import Kube
+
+    kube = Kube(load_settings({"cluster_name": cluster}).own_kubeconfig)
+    service = kube.get("v1", "Service", "echo-scaled", "svclab-no-endpoints")
+    deployment = kube.get("apps/v1", "Deployment", "echo", "svclab-no-endpoints")
+    managers = {(e["manager"], e["operation"]) for obj in (service, deployment) for e in obj["metadata"]["managedFields"]}
+    assert {("svclab", "Apply"), ("svclab", "Update")} <= managers, managers
+    assert not any(m.startswith("OpenAPI-Generator") for m, _ in managers), managers
+
+
 def test_labs_run_again_on_the_same_cluster(cluster, tmp_path):
     proc, data = run_labs("lab.nodeport", "--name", cluster, tmp_path=tmp_path)
     assert proc.returncode == 0 and data["summary"]["failed"] == 0

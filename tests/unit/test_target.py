@@ -114,10 +114,41 @@ def test_test_patterns_keep_and_leave_out_probes():
         plan.plan([lb], None, "nothing-like-this")
 
 
-def test_the_census_names_each_kind_whose_count_changed():
-    assert census.compare({"v1 Pod": 3, "apps/v1 Deployment": 1}, {"v1 Pod": 3, "apps/v1 Deployment": 1}) == []
-    assert census.compare({"v1 Pod": 3}, {"v1 Pod": 4, "v1 ConfigMap": 1}) == [
-        "v1 ConfigMap: 0 before, 1 after", "v1 Pod: 3 before, 4 after"]
+def _census(**kinds):
+    return census.Census({kind.replace("_", " "): objects for kind, objects in kinds.items()})
+
+
+def test_the_census_fails_on_what_svclab_wrote_or_what_vanished_unowned():
+    Seen = census.Seen
+    before = _census(v1_Pod={"default/web-1": Seen("u1", owned=True), "default/solo": Seen("u2")},
+                     v1_ServiceAccount={"kube-system/a": Seen("u3")},
+                     v1_Node={"n1": Seen("u4", written="2026-12-01T10:00:00Z")})
+    same = census.compare(before, before)
+    assert same.problems == [] and same.by_cluster == []
+    after = _census(v1_Pod={"default/web-2": Seen("u5", owned=True)},
+                    v1_ServiceAccount={"kube-system/a": Seen("u3"), "kube-system/b": Seen("u6")},
+                    v1_Node={"n1": Seen("u4", written="2026-12-02T10:00:00Z")})
+    changes = census.compare(before, after)
+    assert changes.written == ["v1 Node n1"]             # svclab wrote it again during the run
+    assert changes.gone == ["v1 Pod default/solo"]       # nothing owned it: nothing brings it back
+    assert changes.by_cluster == ["v1 Pod default/web-1 (a controller owned it, and replaces its own)",
+                                  "v1 Pod default/web-2 (added, not by svclab)",
+                                  "v1 ServiceAccount kube-system/b (added, not by svclab)"]
+    assert changes.problems == ["svclab wrote v1 Node n1", "gone: v1 Pod default/solo"]
+    # An object svclab created outside its namespaces is written, whatever else happened.
+    made = census.compare(before, _census(**{**{k.replace(" ", "_"): v for k, v in before.kinds.items()},
+                                             "v1_ConfigMap": {"default/x": Seen("u7", written="2026-12-02T10:00:00Z")}}))
+    assert made.problems == ["svclab wrote v1 ConfigMap default/x"]
+    assert census.compare(_census(v1_Secret=None), _census(v1_Secret={})).unlisted == ["v1 Secret"]
+
+
+def test_an_object_s_census_entry_reads_its_owner_and_svclab_s_writes():
+    item = {"metadata": {"uid": "u", "ownerReferences": [{"kind": "ReplicaSet", "controller": True}],
+                         "managedFields": [{"manager": "kube-controller-manager", "time": "2026-12-02T11:00:00Z"},
+                                           {"manager": "svclab", "time": "2026-12-02T09:00:00Z"},
+                                           {"manager": "svclab", "time": "2026-12-02T10:00:00Z"}]}}
+    assert census.seen(item) == census.Seen("u", owned=True, written="2026-12-02T10:00:00Z")
+    assert census.seen({"metadata": {"uid": "v", "ownerReferences": [{"kind": "Node"}]}}) == census.Seen("v")
 
 
 class FakeApi:
@@ -150,8 +181,10 @@ def test_the_census_counts_what_is_outside_svclab_s_namespaces():
     api = FakeApi({"pods": [obj("a", "kube-system"), obj("b", "svclab-loadbalancer"), obj("c", "default")],
                    "namespaces": [obj("kube-system"), obj("svclab-loadbalancer"), obj("default")],
                    "deployments": [obj("coredns", "kube-system")], "events": [obj("e", "default")]})
-    counts = census.count(api, {"svclab-loadbalancer"})
-    assert counts == {"v1 Pod": 2, "v1 Namespace": 2, "apps/v1 Deployment": 1}
+    taken = census.take(api, {"svclab-loadbalancer"})
+    assert taken.counts() == {"v1 Pod": 2, "v1 Namespace": 2, "apps/v1 Deployment": 1}
+    assert sorted(taken.kinds["v1 Pod"]) == ["default/c", "kube-system/a"]
+    assert sorted(taken.kinds["v1 Namespace"]) == ["default", "kube-system"]
 
 
 def test_the_results_of_a_run_with_skips_exit_zero_and_junit_says_skipped():
