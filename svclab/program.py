@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 from collections.abc import Callable
 from contextlib import contextmanager
 
@@ -65,6 +66,10 @@ def usage_errors():
         yield
     except ParseError as e:
         UI().error(f"{str(e).rstrip('!')}: `svclab --list` shows the tasks, `svclab --help TASK` a task's flags")
+        raise Exit(code=EXIT_USAGE) from None
+    except ValueError as e:   # invoke casting a flag's value to its kind: `--repeat x`
+        value = m.group(1) if (m := re.search(r": ('.*')$", str(e))) else str(e)
+        UI().error(f"{value} is not a number, and the flag given it takes one: `svclab --help TASK` shows each flag")
         raise Exit(code=EXIT_USAGE) from None
 
 

@@ -1,6 +1,6 @@
-"""The labs on clusters svclab did not make: made here by plain `kind create cluster`, MetalLB
-installed by the test itself from its pinned upstream manifest, and one cluster without
-kube-proxy. svclab must detect what each has, expect what follows from it, skip what cannot
+"""The labs on clusters svclab did not make: made here by plain `kind create cluster` (kube-proxy
+in nftables mode), MetalLB installed by the test itself from its pinned upstream manifest, and
+one cluster without kube-proxy. svclab must detect what each has, expect what follows from it, skip what cannot
 apply with its reason, clean up, and leave every object outside its namespaces as it found it."""
 
 from __future__ import annotations
@@ -116,7 +116,9 @@ def checked(proc, data) -> dict:
 @pytest.fixture(scope="module")
 def plain(tmp_path_factory):
     folder = tmp_path_factory.mktemp("plain")
-    cluster = PlainKind(PLAIN, folder, workers=2)
+    # kube-proxy in nftables mode, not svclab's default (iptables): what svclab detects and expects
+    # follows the cluster, not its own habits.
+    cluster = PlainKind(PLAIN, folder, workers=2, kube_proxy_mode="nftables")
     try:
         cluster.create()
         yield cluster
@@ -129,7 +131,8 @@ def test_a_plain_kind_cluster_without_a_load_balancer(plain, tmp_path):
     proc, data = lab_all(plain, tmp_path)
     results = checked(proc, data)
     detected = data["target"]["detected"]
-    assert detected["load_balancer"] == "none" and detected["kube_proxy_mode"] == "iptables", detected
+    assert detected["load_balancer"] == "none" and detected["kube_proxy_mode"] == "nftables", detected
+    assert "mode nftables" in proc.stdout, proc.stdout[-2000:]   # the detected mode, reported
     assert data["provider"] == "none"
     # Nothing implements LoadBalancer here: the Service stays pending, and that is what was expected.
     assert results["loadbalancer/stays-pending-without-implementation"]["observed"] == "<pending>"
