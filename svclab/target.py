@@ -111,11 +111,23 @@ def check_reachable(kube: Kube, settings: Settings) -> None:
     try:
         answer = kube.get_json("/readyz", timeout=10).strip()
     except Exception as e:  # noqa: BLE001 - any failure to reach it is the same one line
-        reason = api_error_message(e) if getattr(e, "status", None) else (str(e).splitlines() or [type(e).__name__])[0]
+        reason = api_error_message(e) if getattr(e, "status", None) else connection_failure(str(e) or type(e).__name__)
         raise PrerequisiteError(f"cannot reach the cluster of context {settings.context} at {server}: {reason[:160]}",
                                 hint=f"check `kubectl --context {settings.context} get nodes`") from None
     if answer != "ok":
         raise PrerequisiteError(f"the API server of context {settings.context} is not ready ({answer[:80]})")
+
+
+def connection_failure(text: str) -> str:
+    """The heart of urllib3's account of a failed connection: "HTTPSConnectionPool(host=...): Max
+    retries exceeded with url: /readyz (Caused by NewConnectionError('<...>: Failed to establish a
+    new connection: [Errno 111] Connection refused'))" is "connection refused"."""
+    if match := re.search(r"\[Errno -?\d+\] ([^'\")]+)", text):
+        return match.group(1).strip().lower()
+    for words in ("timed out", "certificate verify failed", "Name or service not known", "No route to host"):
+        if words.lower() in text.lower():
+            return words.lower()
+    return (text.splitlines() or [text])[0]
 
 
 def check_may_create_namespaces(kube: Kube, settings: Settings) -> None:

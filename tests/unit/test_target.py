@@ -226,3 +226,12 @@ def test_pools_are_carved_one_process_at_a_time(tmp_path):
     child.join(10)
     assert waited >= 0.3
     assert list((tmp_path / "clusters").iterdir()) == []
+
+
+def test_a_failed_connection_is_told_in_a_few_words():
+    text = ("HTTPSConnectionPool(host='127.0.0.1', port=1): Max retries exceeded with url: /readyz (Caused by "
+            "NewConnectionError('<urllib3.connection.HTTPSConnection object at 0x7f>: Failed to establish a new "
+            "connection: [Errno 111] Connection refused'))")
+    assert target.connection_failure(text) == "connection refused"
+    assert target.connection_failure("Read timed out. (read timeout=10)") == "timed out"
+    assert target.connection_failure("something else\nand more") == "something else"
