@@ -1,5 +1,7 @@
-"""What to look at when a lab differs: a folder with kind's node logs, the lab namespaces'
-events, Services and EndpointSlices, and the load-balancer controllers' logs and resources."""
+"""What to look at when a lab differs: a folder with the lab namespaces' events, Services, pods
+and EndpointSlices, the nodes, the load-balancer controllers' and kube-proxy's logs and
+resources, and kind's node logs on a cluster svclab made (on another cluster, what was detected
+there instead: no kind is involved)."""
 
 from __future__ import annotations
 
@@ -64,7 +66,11 @@ def collect(env, dest_root: Path) -> Path:
 
     if env.provider.name == "metallb":
         part("metallb resources", lb_resources)
-    part("kind export logs", lambda: Kind(env.settings).export_logs(dest / "kind-logs"))
+    part("nodes", lambda: _dump(dest / "nodes.json", {"items": kube.list("v1", "Node")}))
+    if env.target is None:
+        part("kind export logs", lambda: Kind(env.settings).export_logs(dest / "kind-logs"))
+    else:
+        part("what was detected", lambda: _dump(dest / "detected.json", env.target.detected.as_dict()))
     if errors:
         (dest / "errors.txt").write_text("\n".join(errors) + "\n")
     return dest

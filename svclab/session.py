@@ -58,6 +58,9 @@ def _run(env, selected: list, skipped: list, flags: LabFlags, lab_ids: Sequence[
                 topologies[lab.id] = seen
     else:
         results = labs.run_labs(env, selected, topologies)
+    folder = None
+    if visit is not None and any(not r.passed for r in results):
+        folder = _diagnostics(env, flags, ui)   # before the clean-up takes the labs' namespaces away
     if visit is not None and (safety := visit.finish()) is not None:
         results.append(safety)
     ui.stop()
@@ -65,14 +68,18 @@ def _run(env, selected: list, skipped: list, flags: LabFlags, lab_ids: Sequence[
     report.render_skipped(skipped, out)
     _write_files(results, flags, env, list(lab_ids), topologies, skipped)
     code = report.exit_code(results, skipped)
-    folder = None
-    if code:
-        from .diagnostics import collect_or_none
-
-        folder = collect_or_none(env, Path(flags.diagnostics) if flags.diagnostics else Path.cwd())
-        if folder:
-            ui.warn(f"diagnostics written to {folder}")
+    if code and folder is None:
+        folder = _diagnostics(env, flags, ui)
     return LabRun(results, code, folder)
+
+
+def _diagnostics(env, flags: LabFlags, ui: UI) -> Path | None:
+    from .diagnostics import collect_or_none
+
+    folder = collect_or_none(env, Path(flags.diagnostics) if flags.diagnostics else Path.cwd())
+    if folder:
+        ui.warn(f"diagnostics written to {folder}")
+    return folder
 
 
 def _write_files(results: list, flags: LabFlags, env: lifecycle.Environment, lab_ids: list[str],

@@ -153,6 +153,39 @@ def test_a_plain_kind_cluster_without_a_load_balancer(plain, tmp_path):
     assert not (state / f"target-kind-{PLAIN}").exists() and not (state / f"target-kind-{PLAIN}.lock").exists()
 
 
+WRONG = """title: "Wrong on purpose: a ClusterIP Service expected to be a NodePort one"
+claims: [C90]
+manifests: [echo-spread.yaml]
+deployments: [echo]
+probes:
+  - id: expects-node-port
+    claim: C90
+    kind: service
+    service: echo
+    field: spec.type
+    expect: {equals: NodePort}
+"""
+
+
+def test_a_lab_that_differs_leaves_diagnostics_taken_before_the_clean_up(plain, tmp_path):
+    root = tmp_path / "labs"
+    (root / "wrong").mkdir(parents=True)
+    (root / "wrong" / "lab.yaml").write_text(WRONG)
+    (root / "claims.yaml").write_text("C90: this lab is wrong on purpose.\n")
+    before = plain.namespaces()
+    proc = svclab("--labs", str(root), "lab.wrong", "--kubeconfig", str(plain.kubeconfig),
+                  "--diagnostics", str(tmp_path), check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (folder,) = tmp_path.glob("svclab-diagnostics-*")
+    # The lab's namespace as it was when its probe differed, and no kind logs: svclab made no kind here.
+    services = json.loads((folder / "svclab-wrong" / "services.json").read_text())["items"]
+    assert [s["metadata"]["name"] for s in services] == ["echo"]
+    assert json.loads((folder / "detected.json").read_text())["kube_proxy_mode"] == "nftables"
+    assert len(json.loads((folder / "nodes.json").read_text())["items"]) == 3
+    assert not (folder / "kind-logs").exists()
+    assert plain.namespaces() == before
+
+
 def test_the_same_cluster_with_metallb_installed_by_hand(plain, tmp_path):
     pool = plain.install_metallb()
     proc, data = lab_all(plain, tmp_path)
