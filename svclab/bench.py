@@ -23,9 +23,13 @@ from .ui import UI
 
 __all__ = ["run_bench", "render_figures", "summarize", "scaling_rows", "SERVICE_COUNTS", "NODE_COUNTS"]
 
-SERVICE_COUNTS = (1, 10, 50)
+SERVICE_COUNTS = (1, 10, 50, 200)
 NODE_COUNTS = (1, 3, 5)
 BENCH_NAMESPACE = "svclab-bench"
+# What a disruptive lab's facts call the time its mechanism took to route around a lost node.
+MECHANISMS = {"failover_seconds": "address moves to another node (L2: gratuitous ARP)",
+              "withdrawn_after": "router withdraws the node's BGP path",
+              "marked_down_after": "HAProxy marks the node DOWN"}
 
 
 def _timed(fn):
@@ -165,9 +169,20 @@ def run_bench(settings: Settings, ui: UI, *, repeat: int = 3) -> dict:
         steady = [lab for lab in selected if not lab.disruptive]
         for lab in steady:  # the first run applies manifests and pulls nothing; time the next one
             labs.run_lab(env, lab)
-        results, warm = _timed(lambda: [r for lab in steady for r in labs.run_lab(env, lab)])
+        per_lab: dict[str, float] = {}
+
+        def one_after_another():
+            found = []
+            for lab in steady:
+                lab_results, per_lab[lab.id] = _timed(lambda: labs.run_lab(env, lab))
+                found += lab_results
+            return found
+
+        results, warm = _timed(one_after_another)
+        side_by_side, warm_together = _timed(lambda: labs.run_labs(env, steady))
         failover_results = [r for lab in selected if lab.disruptive for r in labs.run_lab(env, lab)]
         took = next((r.facts.get("failover_seconds") for r in failover_results if "failover_seconds" in r.facts), None)
+        mechanisms = by_mechanism(failover_results)
         by_services = services_scaling(env, ui)
     finally:
         lifecycle.down(bench, ui)
@@ -175,15 +190,24 @@ def run_bench(settings: Settings, ui: UI, *, repeat: int = 3) -> dict:
         by_nodes = nodes_scaling(settings, ui, {settings.workers + 1: svclab_up})
     finally:
         network.remove_network_if_unused(dc, settings.network)
-    everything = results + failover_results
+    everything = results + side_by_side + failover_results
     figures = summarize(bare_create=bare_create, svclab_up=svclab_up, warm_labs=warm,
                         probe_seconds=[r.seconds for r in results], failover=took,
                         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                         probes=len(everything), passed=sum(r.passed for r in everything))
+    figures["warm_labs_side_by_side_s"] = round(warm_together, 1)
+    figures["per_lab_s"] = {lab_id: round(seconds, 1) for lab_id, seconds in per_lab.items()}
+    figures["failover_by_mechanism_s"] = mechanisms
     figures["samples"] = {"bare_kind_create_s": [round(x, 1) for x in bare_samples],
                           "svclab_cold_up_s": [round(x, 1) for x in up_samples]}
     return {**figures, "by_services": scaling_rows(by_services, "services"),
             "by_nodes": scaling_rows(by_nodes, "nodes")}
+
+
+def by_mechanism(results) -> dict[str, float | None]:
+    """'lab/probe (what moved)' -> seconds, for each disruptive probe that timed a mechanism."""
+    return {f"{r.lab}/{r.probe} ({what})": r.facts[key] for r in results
+            for key, what in MECHANISMS.items() if key in r.facts}
 
 
 def render_figures(figures: dict, console) -> None:
@@ -198,6 +222,10 @@ def render_figures(figures: dict, console) -> None:
             table.add_row(key, str(value))
     for key, values in figures["samples"].items():
         table.add_row(f"{key} samples", ", ".join(map(str, values)))
+    for what, seconds in figures.get("failover_by_mechanism_s", {}).items():
+        table.add_row(f"failover: {what}", "not seen" if seconds is None else f"{seconds}s")
+    for lab_id, seconds in figures.get("per_lab_s", {}).items():
+        table.add_row(f"warm lab.{lab_id}", f"{seconds}s")
     console.print(table)
     for key in ("by_services", "by_nodes"):
         rows = figures[key]

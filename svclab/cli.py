@@ -205,7 +205,7 @@ def doctor(c, json=False):
 # ---------------------------------------------------------------- bench
 
 @guarded
-def bench(c, name=None, provider=None, workers=None, node_image=None, json=None, repeat=3, verbose=False,
+def bench(c, name=None, provider=None, workers=None, node_image=None, json=None, repeat=5, verbose=False,
           quiet=False):
     """Measure cold up vs bare kind, warm labs, probe latency, failover, peak memory and scaling."""
     from .bench import render_figures, run_bench
@@ -364,7 +364,7 @@ def build_namespace() -> Collection:
     namespace = Collection()
     namespace.add_task(Task(doctor, help={"json": "print the findings as JSON"}))
     namespace.add_task(Task(bench, help={**COMMON_HELP, "json": "also write the figures as JSON to this file",
-                                         "repeat": "bare/svclab cluster pairs to time; medians are reported (default 3)"}))
+                                         "repeat": "bare/svclab cluster pairs to time; medians are reported (default 5)"}))
     namespace.add_task(Task(soak, help={**COMMON_HELP, "runs": "how many times to run the labs, 1 to 1000 (default 3)",
                                         "labs": "comma-separated lab ids (default: every lab, as lab.all)",
                                         "json": "also write the soak report as JSON to this file ('-': standard output)"}))

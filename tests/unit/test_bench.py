@@ -19,3 +19,20 @@ def test_scaling_rows_show_growth_against_the_smallest_count():
     assert rows[1] == {"services": 10, "seconds": 12.0, "seconds_per_service": 1.2, "growth": 3.0, "count_ratio": 10.0}
     assert rows[2]["growth"] == 7.5 and rows[2]["count_ratio"] == 50.0
     assert scaling_rows({1: 20.0, 5: 50.0}, "nodes")[1]["seconds_per_node"] == 10.0
+
+
+def test_each_mechanism_s_time_to_route_around_a_lost_node_is_named():
+    import types
+
+    from svclab.bench import by_mechanism
+
+    def result(lab, probe, **facts):
+        return types.SimpleNamespace(lab=lab, probe=probe, facts=facts)
+
+    found = by_mechanism([result("failover", "holder-fails", failover_seconds=1.03, address="x"),
+                          result("bgp", "withdrawn", withdrawn_after=7.2),
+                          result("external-lb", "node-marked-down", marked_down_after=None),
+                          result("failover", "keeps-answering", attempts=[])])
+    assert found == {"failover/holder-fails (address moves to another node (L2: gratuitous ARP))": 1.03,
+                     "bgp/withdrawn (router withdraws the node's BGP path)": 7.2,
+                     "external-lb/node-marked-down (HAProxy marks the node DOWN)": None}
