@@ -12,7 +12,8 @@ import dataclasses
 import json
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from . import labs, lifecycle
@@ -68,6 +69,7 @@ class SoakReport:
     stopped: str | None = None  # why the soak ended before ASKED runs
     cluster: str = ""
     provider: str = ""
+    diagnostics: str | None = None   # the bundle written at the first run with an unexpected verdict
 
     @property
     def failed_runs(self) -> list[Miss]:
@@ -190,6 +192,7 @@ def as_json(report: SoakReport) -> str:
                     "probes_that_differed": len({m.key for m in report.unexpected} - {THE_RUN})},
         "probes": {t.key: {"ran": t.ran, "passed": t.passed} for t in report.probes},
         "unexpected": [dataclasses.asdict(m) for m in report.unexpected],
+        "diagnostics": report.diagnostics,
     }, indent=2, default=str)
 
 
@@ -223,13 +226,21 @@ def differed(run: Sequence[labs.Result] | Raised) -> int:
     return 1 if isinstance(run, Raised) else sum(not r.passed for r in run)
 
 
-def soak_runs(env: lifecycle.Environment, selected: Sequence[labs.Lab], runs: int, ui: UI) -> SoakReport:
+def soak_runs(env: lifecycle.Environment, selected: Sequence[labs.Lab], runs: int, ui: UI, *,
+              collect: Callable[[lifecycle.Environment], Path | None] | None = None) -> SoakReport:
     """RUNS runs of the SELECTED labs on ENV's cluster, reported. A run that raises is recorded
     with its error line and the next one starts, unless the API server no longer answers; Ctrl-C
-    (or SIGTERM) ends the soak with what the runs so far saw."""
+    (or SIGTERM) ends the soak with what the runs so far saw. The first run with an unexpected
+    verdict leaves a diagnostics bundle (COLLECT: diagnostics.collect_or_none into the current
+    folder), taken while the cluster still shows what went wrong."""
     made: list[list[labs.Result] | Raised] = []
     seconds: list[float] = []
     stopped = None
+    bundle: Path | None = None
+    if collect is None:
+        from .diagnostics import collect_or_none
+
+        collect = lambda env: collect_or_none(env, Path.cwd())  # noqa: E731
     for number in range(1, runs + 1):
         started = time.monotonic()
         try:
@@ -242,13 +253,16 @@ def soak_runs(env: lifecycle.Environment, selected: Sequence[labs.Lab], runs: in
         line = progress_line(number, runs, seconds[-1], sum(map(differed, made)))
         if differed(run):
             ui.warn(line)
+            if bundle is None and (bundle := collect(env)) is not None:
+                ui.warn(f"diagnostics of run {number} written to {bundle}")
         else:
             ui.done(line)
         if isinstance(run, Raised) and not api_answers(env):
             stopped = "the cluster's API server does not answer"
             break
     stop_spinners()
-    return summarise(made, seconds, asked=runs, stopped=stopped if len(made) < runs else None)
+    report = summarise(made, seconds, asked=runs, stopped=stopped if len(made) < runs else None)
+    return dataclasses.replace(report, diagnostics=str(bundle) if bundle else None)
 
 
 def selected_labs(text: str | None) -> list[str]:

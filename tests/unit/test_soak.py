@@ -101,9 +101,15 @@ def test_the_cli_refuses_zero_runs_in_one_line():
 
 # ------------------------------------------------------------------ the loop, with the labs stood in for
 
-def soak_with(monkeypatch, outcomes, *, answers=True, runs=None):
-    """soak_runs over runs whose outcomes are OUTCOMES (results, or an exception to raise)."""
+def soak_with(monkeypatch, outcomes, *, answers=True, runs=None, bundles=None):
+    """soak_runs over runs whose outcomes are OUTCOMES (results, or an exception to raise);
+    BUNDLES, a list, gets one entry per diagnostics bundle asked for."""
     left = list(outcomes)
+    bundles = [] if bundles is None else bundles
+
+    def collect(env):
+        bundles.append(len(outcomes) - len(left))   # the run it was asked after
+        return Path(f"/tmp/bundle-{len(bundles)}")
 
     def fake_run_labs(env, selected):
         outcome = left.pop(0)
@@ -113,7 +119,15 @@ def soak_with(monkeypatch, outcomes, *, answers=True, runs=None):
 
     monkeypatch.setattr(soak.labs, "run_labs", fake_run_labs)
     monkeypatch.setattr(soak, "api_answers", lambda env: answers)
-    return soak.soak_runs(types.SimpleNamespace(), [], runs or len(outcomes), UI(quiet=True))
+    return soak.soak_runs(types.SimpleNamespace(), [], runs or len(outcomes), UI(quiet=True), collect=collect)
+
+
+def test_the_first_run_that_differs_leaves_one_diagnostics_bundle(monkeypatch):
+    bundles = []
+    report = soak_with(monkeypatch, [run(), run("every-node"), run("every-node"), run()], bundles=bundles)
+    assert bundles == [2] and report.diagnostics == "/tmp/bundle-1"
+    assert json.loads(soak.as_json(report))["diagnostics"] == "/tmp/bundle-1"
+    assert soak_with(monkeypatch, [run(), run()]).diagnostics is None
 
 
 def test_a_run_that_raises_is_recorded_and_the_soak_goes_on(monkeypatch):
