@@ -25,6 +25,8 @@ DEFAULT_PROVIDER = "metallb"
 DEFAULT_WORKERS = 2
 KUBE_PROXY_MODES = ("iptables", "nftables", "ipvs")
 INGRESS_CONTROLLERS = ("traefik", "none")
+# What svclab installs on a cluster it did not make when asked (--install), for one run.
+INSTALLABLE = ("traefik",)
 CONFIG_FILE = "svclab.yaml"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -74,6 +76,7 @@ class Settings:
     kubeconfig: Path | None = None       # its kubeconfig file (with only `context` given: $KUBECONFIG or ~/.kube/config)
     context: str = ""                    # the context in that file (default: the file's current context)
     keep: bool = False                   # on such a cluster, leave the labs' namespaces when the run ends
+    install: str = ""                    # on such a cluster, what to install for the run (INSTALLABLE, comma-separated)
     verbose: bool = False
     quiet: bool = False
     # Where each setting that was given came from ("--workers", "SVCLAB_NODE_IMAGE", "svclab.yaml");
@@ -101,6 +104,14 @@ class Settings:
         if self.wait_timeout <= 0 or self.probe_timeout <= 0 or self.lock_wait < 0:
             raise UsageError("timeouts must be positive numbers of seconds (lock_wait may be 0: do not wait)")
         price_range(self.lb_price)
+        if unknown := [item for item in self.installs if item not in INSTALLABLE]:
+            raise UsageError(f"svclab cannot install {unknown[0]!r} on a cluster",
+                             hint=f"--install takes {', '.join(INSTALLABLE)}")
+
+    @property
+    def installs(self) -> tuple[str, ...]:
+        """The items of `install`, in order."""
+        return tuple(item.strip() for item in self.install.split(",") if item.strip())
 
     def given(self, name: str) -> bool:
         """Whether setting NAME was asked for (by a flag, the environment, the settings file, or

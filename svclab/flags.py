@@ -32,14 +32,15 @@ TARGET_HELP = {
 
 
 def flag_settings(name=None, provider=None, workers=None, node_image=None, verbose=None, quiet=None,
-                  ingress=None, kubeconfig=None, context=None, keep=None) -> Settings:
+                  ingress=None, kubeconfig=None, context=None, keep=None, install=None) -> Settings:
     """Settings with the given flags on top (flags > SVCLAB_* > svclab.yaml > defaults); with a
     cluster the user named (--kubeconfig/--context), its context made explicit (target.resolve)."""
     from .target import resolve
 
     return resolve(load_settings({"cluster_name": name, "provider": provider, "workers": workers, "ingress": ingress,
                                   "node_image": node_image, "verbose": verbose or None, "quiet": quiet or None,
-                                  "kubeconfig": kubeconfig, "context": context, "keep": keep or None}))
+                                  "kubeconfig": kubeconfig, "context": context, "keep": keep or None,
+                                  "install": install}))
 
 
 def _flag(default, help_: str):
@@ -73,10 +74,13 @@ class LabFlags:
     context: str | None = _flag(None, TARGET_HELP["context"])
     keep: bool = _flag(False, "on a cluster svclab did not make, keep the labs' namespaces after the run "
                               "(default: delete them)")
+    install: str | None = _flag(None, "on a cluster svclab did not make, install this for the run and remove it "
+                                      "after: traefik, svclab's Ingress controller (SVCLAB_INSTALL)")
 
     def settings(self) -> Settings:
         return flag_settings(self.name, self.provider, self.workers, self.node_image, self.verbose, self.quiet,
-                             kubeconfig=self.kubeconfig, context=self.context, keep=self.keep)
+                             kubeconfig=self.kubeconfig, context=self.context, keep=self.keep,
+                             install=self.install)
 
 
 LAB_HELP = {field.name: field.metadata["help"] for field in dataclasses.fields(LabFlags)}

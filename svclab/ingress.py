@@ -8,7 +8,7 @@ from .config import pins
 from .kube import load_manifests
 from .placement import prefer_control_plane
 
-__all__ = ["INGRESS_CLASS", "NAMESPACE", "SERVICE", "images", "install"]
+__all__ = ["INGRESS_CLASS", "NAMESPACE", "SERVICE", "images", "install", "remove_cluster_scoped"]
 
 NAMESPACE = "svclab-traefik"
 SERVICE = "traefik"
@@ -30,3 +30,20 @@ def install(env) -> None:
     env.step(f"applying Traefik {pins()['traefik']['version']} as the Ingress controller")
     env.kube.apply(objects(), namespace=NAMESPACE)
     env.kube.wait_deployment(NAMESPACE, "traefik", timeout=env.settings.wait_timeout)
+
+
+def remove_cluster_scoped(kube) -> list[str]:
+    """On a cluster svclab did not make, once its namespace is gone: the cluster-scoped objects
+    `install` made there (its ClusterRole, ClusterRoleBinding, IngressClass), each only where it
+    carries svclab's label; returns 'Kind name' of each one removed."""
+    from .kube import MANAGED_BY
+
+    removed = []
+    for obj in objects():
+        if obj["kind"] == "Namespace" or kube.is_namespaced(obj["apiVersion"], obj["kind"]):
+            continue
+        found = kube.get(obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
+        if found is not None and MANAGED_BY.items() <= (found["metadata"].get("labels") or {}).items():
+            kube.delete([obj])
+            removed.append(f"{obj['kind']} {obj['metadata']['name']}")
+    return removed

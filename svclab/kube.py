@@ -138,6 +138,9 @@ class Kube:
                 self._dynamic = DynamicClient(self.api, cache_file=str(self.cache_dir / "discovery.json"))
             return self._dynamic
 
+    def is_namespaced(self, api_version: str, kind: str) -> bool:
+        return bool(self._kind(api_version, kind).namespaced)
+
     def _resource(self, obj: dict[str, Any]):
         return self._kind(obj["apiVersion"], obj["kind"])
 

@@ -71,8 +71,9 @@ def probe_reason(spec, target) -> str | None:
     """Why the probe SPEC cannot run on TARGET, or None."""
     if why := probes.own_cluster_reason(spec):
         return f"{why}: it runs only on a kind cluster svclab made"
-    if uses_own_ingress(spec):
-        return "probes the Ingress controller svclab installs on its own clusters (svclab-traefik), which is not here"
+    if uses_own_ingress(spec) and "traefik" not in target.installs:
+        return ("probes the Ingress controller svclab installs on its own clusters (svclab-traefik), which is not "
+                "here (--install traefik brings it for the run)")
     if probes.uses_outside(spec) and not target.outside:
         return "needs svclab's outside client, which it has only where the nodes are containers of this machine's Docker"
     return None

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import network
+from . import ingress, network
 from .config import Settings, agnhost_image
 from .errors import PrerequisiteError, UsageError
 from .kube import Kube, api_error_message
@@ -56,10 +56,11 @@ class Target:
     backend_node: str              # where labs with "one backend node" put it
     outside: bool                  # whether svclab has an outside client there
     docker_network: str | None     # the nodes' docker network, when the nodes are containers here
+    installs: tuple[str, ...] = () # what svclab installs there for the run, as asked (--install)
 
     def as_dict(self) -> dict[str, Any]:
         return {"context": self.context, "kubeconfig": str(self.kubeconfig), "backend_node": self.backend_node,
-                "outside_client": self.outside, "docker_network": self.docker_network,
+                "outside_client": self.outside, "docker_network": self.docker_network, "installs": list(self.installs),
                 "detected": self.detected.as_dict()}
 
 
@@ -86,6 +87,9 @@ def resolve(settings: Settings) -> Settings:
     """SETTINGS with the context made explicit and the cluster name set to the target's (for the
     lock and the state folder); SETTINGS unchanged for svclab's own clusters."""
     if settings.targets_own_cluster:
+        if settings.installs:
+            raise UsageError("--install is for a cluster svclab did not make; svclab's own clusters have "
+                             "Traefik already", hint="drop --install, or name that cluster with --kubeconfig/--context")
         return settings
     path = settings.target_kubeconfig()
     names, current = _contexts(path)
@@ -248,7 +252,7 @@ def connect(settings: Settings, ui: UI):
         client = OutsideClient(dc, client_name)
     target = Target(context=settings.context, kubeconfig=settings.target_kubeconfig(), detected=found,
                     backend_node=backend_node(nodes), outside=client is not None,
-                    docker_network=on_docker[0] if on_docker else None)
+                    docker_network=on_docker[0] if on_docker else None, installs=settings.installs)
     provider = provider_for(found)
     return Environment(settings, kube, pool or _no_outside_pool(node_ips), provider, client, ui, target=target)
 
@@ -299,11 +303,20 @@ class Visit:
         from . import census
 
         self.env, self.namespaces = env, [*namespaces, SYSTEM_NAMESPACE]
+        self.traefik = bool(namespaces) and "traefik" in env.settings.installs
+        if self.traefik:
+            self.namespaces.append(ingress.NAMESPACE)
         self.own = self._own_namespaces()
         self.before = census.take(env.kube, self.own)
         self.finished = False
-        if namespaces:
-            install_client_pod(env)
+        try:
+            if namespaces:
+                install_client_pod(env)
+            if self.traefik:   # asked for by name (--install traefik), and removed with the labs
+                ingress.install(env)
+        except BaseException:
+            self.__exit__()   # nothing half-made stays
+            raise
 
     def _own_namespaces(self) -> set[str]:
         return set(own_namespaces(self.env.kube)) | set(self.namespaces)
@@ -314,6 +327,8 @@ class Visit:
 
         env = self.env
         removed = remove_namespaces(env.kube, self.namespaces, timeout=env.settings.wait_timeout)
+        if self.traefik:
+            removed += ingress.remove_cluster_scoped(env.kube)
         if env.outside is not None and network.remove_client(network.docker_client(), env.settings.cluster_name):
             removed.append(network.client_container_name(env.settings.cluster_name))
         forget(env.settings)
@@ -383,6 +398,7 @@ def leave(settings: Settings, ui: UI) -> list[str]:
     kube = kube_for(settings)
     check_reachable(kube, settings)
     removed = remove_namespaces(kube, own_namespaces(kube), timeout=settings.wait_timeout)
+    removed += ingress.remove_cluster_scoped(kube)   # what --install traefik made, if a run was killed
     if network.remove_client(network.docker_client(), settings.cluster_name):
         removed.append(network.client_container_name(settings.cluster_name))
     forget(settings)

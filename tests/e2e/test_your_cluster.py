@@ -188,8 +188,15 @@ def test_a_lab_that_differs_leaves_diagnostics_taken_before_the_clean_up(plain, 
 
 def test_the_same_cluster_with_metallb_installed_by_hand(plain, tmp_path):
     pool = plain.install_metallb()
-    proc, data = lab_all(plain, tmp_path)
+    proc, data = lab_all(plain, tmp_path, "--install", "traefik")
     results = checked(proc, data)
+    # svclab's Traefik, asked for by name, served the Ingress probes, and went with the labs.
+    for probe in ("ingress/host-a-reaches-shop-a", "ingress/one-address-per-loadbalancer", "tls/ingress-terminates"):
+        assert results[probe]["passed"], probe
+    assert not any("svclab-traefik" in s["reason"] for s in data["skipped"]), data["skipped"]
+    for kind, name in (("ingressclass", "svclab-traefik"), ("clusterrole", "svclab-ingress-traefik"),
+                       ("clusterrolebinding", "svclab-ingress-traefik"), ("namespace", "svclab-traefik")):
+        assert "NotFound" in plain.kubectl("get", kind, name, check=False).stderr, (kind, name)
     detected = data["target"]["detected"]
     assert detected["load_balancer"] == "metallb", detected
     assert data["provider"] == "metallb"
