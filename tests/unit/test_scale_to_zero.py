@@ -41,7 +41,7 @@ REAL_RM = shutil.which("rm") or "/bin/rm"
 
 # The external address while a Service has no pod is not a probe of the lab (what it does differs
 # between implementations and runs, see its README), but observe and judge still serve it.
-EXTERNAL_PROBE = {"id": "no-pod-external-address", "claim": "C34", "kind": "scale-to-zero", "service": "echo",
+EXTERNAL_PROBE = {"id": "no-pod-external-address", "claim": "C34", "kind": "scale-to-zero", "service": "echo-scaled",
                   "deployment": "echo", "via": "load-balancer", "expect": {"answers_after": True},
                   "expect_by_provider": {"none": {"answers_after": False}}}
 
@@ -302,7 +302,7 @@ def test_the_fake_refusal_reads_as_the_real_runs_did():
 # ------------------------------------------------------------------ observe, on a fake cluster
 
 class _Kube:
-    """Deployment echo of 2 behind Service echo (LoadBalancer); Deployment stuck of 1 behind
+    """Deployment echo of 2 behind Service echo-scaled (LoadBalancer); Deployment stuck of 1 behind
     Service stuck (NodePort), its pod never ready. Scaling echo to zero leaves its pods terminating
     (not ready, still endpoints, still serving) for LINGER looks at the EndpointSlices, then none;
     the state the fake curl reads goes "terminating", then "stale" (kube-proxy a moment behind),
@@ -315,7 +315,7 @@ class _Kube:
         self.stuck = list(stuck or [(0, 0), (1, 0)])
 
     def get(self, api_version, kind, name, namespace=None):
-        assert namespace == NAMESPACE and name in ("echo", "stuck")
+        assert namespace == NAMESPACE and name in (("echo", "stuck") if kind == "Deployment" else ("echo-scaled", "stuck"))
         if kind == "Deployment":
             return {"metadata": {"name": name}, "spec": {"replicas": 2 if name == "echo" else 1}}
         if name == "stuck":
@@ -341,7 +341,7 @@ class _Kube:
         if name == "stuck":
             total, ready = self.stuck.pop(0) if len(self.stuck) > 1 else self.stuck[0]
             return [{"endpoints": [{"conditions": {"ready": i < ready, "serving": i < ready}} for i in range(total)]}]
-        assert name == "echo"
+        assert name == "echo-scaled"
         if self.replicas:
             return [{"endpoints": [{"conditions": {"ready": True}}] * self.replicas}]
         if self.terminating:
@@ -416,10 +416,10 @@ def test_observe_node_ports_refused_then_answering(tmp_path, monkeypatch):
                     for i, label in enumerate(LABELS) for _ in range(3)],
         "after": [{"target": label, "seconds": 0.004512, "status": 0, "error": ""} for label in LABELS]}
     assert ctx.kube.calls == [("scale", 0), ("scale", 2), ("wait", "echo")]
-    assert ctx.kube.looks == ["echo"] * 3         # before scaling, the pods terminating, none
+    assert ctx.kube.looks == ["echo-scaled"] * 3  # before scaling, the pods terminating, none
     assert seen.observed == "refused 6/6, slowest 2 ms; 2/2 answer after"
     assert seen.evidence == [
-        "echo: 2 replicas; Service echo: 2 endpoints, 2 ready",
+        "echo: 2 replicas; Service echo-scaled: 2 endpoints, 2 ready",
         "scaled echo to 0: no endpoint left (not even a terminating pod)",
         *[f"no ready pod: {label} → {errors[i]} ({1 + i} ms)" for i, label in enumerate(LABELS) for _ in range(3)],
         f"scaled back to 2: {LABELS[0]} answers, {LABELS[1]} answers"]
@@ -472,7 +472,7 @@ def test_observe_scales_back_when_asking_fails(tmp_path):
 
 def test_observe_scales_back_when_the_endpoints_stay(tmp_path):
     ctx = _ctx(tmp_path, linger=100, wait=0)
-    with pytest.raises(WaitTimeout, match="waiting for Service echo to lose its endpoints"):
+    with pytest.raises(WaitTimeout, match="waiting for Service echo-scaled to lose its endpoints"):
         scale_to_zero.observe(ctx, _probe("no-pod-node-port-refused"))
     assert (ctx.kube.calls, _curls(tmp_path)) == ([("scale", 0), ("scale", 2)], [])
 
@@ -622,7 +622,7 @@ def test_the_labs_expectations():
         "no-pod-node-port-refused": dict.fromkeys(("metallb", "kube-vip", "none"),
                                                   {"refused_within_ms": 500, "answers_after": True})}
     assert [(p.service, p.deployment, p.via, p.pods) for p in labs.load_lab("no-endpoints").probes] == [
-        ("stuck", "stuck", "node-port", "not-ready"), ("echo", "echo", "node-port", "none")]
+        ("stuck", "stuck", "node-port", "not-ready"), ("echo-scaled", "echo", "node-port", "none")]
 
 
 def test_the_labs_expectations_check_every_key_on_the_recorded_run():
