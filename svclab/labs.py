@@ -297,9 +297,8 @@ def prepare(env: Environment, lab: Lab) -> None:
         from .target import pin_backends
 
         objects = pin_backends(objects, env.target.backend_node)
-    if env.provider.one_name_at_a_time:
-        taken = name_taken_elsewhere(load_balancer_names(lab), lab.namespace, kube.list("v1", "Service"))
-        if taken:
+    if env.provider.one_name_at_a_time and (names := load_balancer_names(lab)):
+        if taken := name_taken_elsewhere(names, lab.namespace, kube.list("v1", "Service")):
             raise UsageError(f"lab {lab.id}: {env.provider.name} serves one LoadBalancer Service of a name at a time, "
                              f"and {', '.join(taken)} already exists",
                              hint=f"delete it (kubectl -n NAMESPACE delete service NAME) or rename lab {lab.id}'s Service")
