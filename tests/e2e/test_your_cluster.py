@@ -132,7 +132,7 @@ def test_a_plain_kind_cluster_without_a_load_balancer(plain, tmp_path):
     results = checked(proc, data)
     detected = data["target"]["detected"]
     assert detected["load_balancer"] == "none" and detected["kube_proxy_mode"] == "nftables", detected
-    assert "mode nftables" in proc.stdout, proc.stdout[-2000:]   # the detected mode, reported
+    assert "mode nftables" in proc.stderr, proc.stderr[-2000:]   # the detected mode, reported with the steps
     assert data["provider"] == "none"
     # Nothing implements LoadBalancer here: the Service stays pending, and that is what was expected.
     assert results["loadbalancer/stays-pending-without-implementation"]["observed"] == "<pending>"
@@ -153,7 +153,7 @@ def test_a_plain_kind_cluster_without_a_load_balancer(plain, tmp_path):
     assert not (state / f"target-kind-{PLAIN}").exists() and not (state / f"target-kind-{PLAIN}.lock").exists()
 
 
-WRONG = """title: "Wrong on purpose: a ClusterIP Service expected to be a NodePort one"
+WRONG = """title: "Wrong on purpose: a Service expected that no manifest makes"
 claims: [C90]
 manifests: [echo-spread.yaml]
 deployments: [echo]
@@ -177,9 +177,10 @@ def test_a_lab_that_differs_leaves_diagnostics_taken_before_the_clean_up(plain, 
                   "--diagnostics", str(tmp_path), check=False)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     (folder,) = tmp_path.glob("svclab-diagnostics-*")
-    # The lab's namespace as it was when its probe differed, and no kind logs: svclab made no kind here.
-    services = json.loads((folder / "svclab-wrong" / "services.json").read_text())["items"]
-    assert [s["metadata"]["name"] for s in services] == ["echo"]
+    # The lab's namespace as it was when its probe differed (its four echo pods; the lab makes no
+    # Service, which is why the probe differed), and no kind logs: svclab made no kind here.
+    pods = json.loads((folder / "svclab-wrong" / "pods.json").read_text())["items"]
+    assert len(pods) == 4 and all(p["metadata"]["name"].startswith("echo-") for p in pods), pods
     assert json.loads((folder / "detected.json").read_text())["kube_proxy_mode"] == "nftables"
     assert len(json.loads((folder / "nodes.json").read_text())["items"]) == 3
     assert not (folder / "kind-logs").exists()
