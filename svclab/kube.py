@@ -270,8 +270,11 @@ class Kube:
         wait_until(f"namespace {name} to be deleted", lambda: self.get("v1", "Namespace", name) is None,
                    timeout=timeout)
 
-    def wait_deployment(self, namespace: str, name: str, *, timeout: float) -> None:
-        since = time.time()
+    def wait_deployment(self, namespace: str, name: str, *, timeout: float, since: float | None = None) -> None:
+        """Waits until the Deployment is available; gives up early on a pod created after SINCE
+        (default: now) that cannot start. A caller that applied the Deployment passes the time
+        before its apply: its pods may be older than the wait (creation times have whole seconds)."""
+        since = time.time() if since is None else since
         wait_until(f"deployment {namespace}/{name} to be available",
                    lambda: self._judge("apps/v1", "Deployment", name, namespace, readiness.deployment_available),
                    timeout=timeout, fail=lambda: self.broken_pod_reason(namespace, since))

@@ -302,9 +302,10 @@ def prepare(env: Environment, lab: Lab) -> None:
             raise UsageError(f"lab {lab.id}: {env.provider.name} serves one LoadBalancer Service of a name at a time, "
                              f"and {', '.join(taken)} already exists",
                              hint=f"delete it (kubectl -n NAMESPACE delete service NAME) or rename lab {lab.id}'s Service")
+    applied = time.time()
     kube.apply(objects, namespace=lab.namespace)
     for name in lab.deployments:
-        kube.wait_deployment(lab.namespace, name, timeout=env.settings.wait_timeout)
+        kube.wait_deployment(lab.namespace, name, timeout=env.settings.wait_timeout, since=applied)
     kube.wait_service_endpoints(lab.namespace, timeout=env.settings.wait_timeout)
 
 

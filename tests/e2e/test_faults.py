@@ -200,13 +200,15 @@ def test_metallb_pods_deleted_mid_lab(cluster):
 def test_two_runs_on_one_cluster_take_turns_or_refuse(cluster):
     """A second svclab on the same cluster never runs beside the first: it refuses in one line
     when told not to wait, and otherwise waits its turn and passes."""
-    first = Running("lab.clusterip", "--name", NAME, env=cluster.env(), cwd=cluster.tmp)
+    # lab.pending holds the cluster for its 10 s of watching at least: a warm lab.clusterip could
+    # end before the second run asks, which then finds the cluster free.
+    first = Running("lab.pending", "--name", NAME, env=cluster.env(), cwd=cluster.tmp)
     try:
         first.wait_for_steps(1, timeout=120)
         refused = svclab("lab.clusterip", "--name", NAME, env=cluster.env(SVCLAB_LOCK_WAIT="0"), cwd=cluster.tmp)
         assert refused.returncode == EXIT_FAILURE, str(refused)
         assert len(refused.errors) == 1 and f"cluster {NAME} is busy: svclab (pid" in refused.errors[0], str(refused)
-        assert "runs lab.clusterip" in refused.errors[0]
+        assert "runs lab.pending" in refused.errors[0]
         second = cluster.run("lab.clusterip", "--name", NAME)
         done = first.finish(timeout=600)
     finally:
