@@ -232,8 +232,12 @@ def connect(settings: Settings, ui: UI):
     from . import detect
 
     kube = kube_for(settings)
-    check_reachable(kube, settings)
-    check_may_create_namespaces(kube, settings)
+    try:
+        check_reachable(kube, settings)
+        check_may_create_namespaces(kube, settings)
+    except BaseException:
+        forget(settings)   # refused: not even the discovery cache's folder stays
+        raise
     found = detect.detect(kube)
     for line in found.lines():
         ui.step(line)

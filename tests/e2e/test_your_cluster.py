@@ -225,6 +225,8 @@ def test_refusals_on_a_cluster_svclab_did_not_make(plain, tmp_path):
     proc = svclab("lab.clusterip", "--kubeconfig", str(dead), check=False)
     assert proc.returncode == 3 and "cannot reach the cluster of context" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) <= 2 and "Traceback" not in proc.stderr
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "svclab" / "clusters"
+    assert not (state / f"target-kind-{PLAIN}").exists()   # refused: nothing of svclab's stays
 
 
 def test_a_cluster_without_kube_proxy_says_so_once_and_skips(tmp_path):
