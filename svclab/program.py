@@ -68,8 +68,11 @@ def usage_errors():
         UI().error(f"{str(e).rstrip('!')}: `svclab --list` shows the tasks, `svclab --help TASK` a task's flags")
         raise Exit(code=EXIT_USAGE) from None
     except ValueError as e:   # invoke casting a flag's value to its kind: `--repeat x`
-        value = m.group(1) if (m := re.search(r": ('.*')$", str(e))) else str(e)
-        UI().error(f"{value} is not a number, and the flag given it takes one: `svclab --help TASK` shows each flag")
+        if m := re.search(r"invalid literal for int\(\) with base 10: ('.*')$", str(e)):
+            UI().error(f"{m.group(1)} is not a whole number, and the flag given it takes one: "
+                       "`svclab --help TASK` shows each flag")
+        else:
+            UI().error(f"invalid value: {e}: `svclab --help TASK` shows each flag")
         raise Exit(code=EXIT_USAGE) from None
 
 

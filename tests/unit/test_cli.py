@@ -16,7 +16,7 @@ def svclab(*args, env=None):
     (["cluster.up", "--provider", "f5"], 2, "unknown provider 'f5'"),
     (["cluster.up", "--workers", "9"], 2, "workers must be between 0 and 5"),
     (["lab.nodeport", "--workers", "many"], 2, "invalid value"),
-    (["bench", "--repeat", "x"], 2, "'x' is not a number"),
+    (["bench", "--repeat", "x"], 2, "'x' is not a whole number"),
 ])
 def test_bad_input(args, code, message, tmp_path):
     proc = svclab(*args, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
