@@ -21,6 +21,7 @@ __all__ = ["Pool", "carve_pool", "load_pool", "pools_in_use", "save_pool", "take
 
 MANAGED_LABEL = "svclab.io/managed"
 CLUSTER_LABEL = "svclab.io/cluster"
+NETWORK_ATTEMPTS = 5                # creating a network whose subnet another process took meanwhile
 POOL_LABEL = "svclab.io/pool"      # on the client container: the pool, for clusters whose state lives elsewhere
 
 
@@ -147,7 +148,7 @@ def ensure_network(dc, name: str) -> bool:
     The subnet must be written into the network's configuration (fixed container addresses need
     it), so Docker first picks a free one as usual and the network is then made again with it.
     """
-    from docker.errors import NotFound
+    from docker.errors import APIError, NotFound
     from docker.types import IPAMConfig, IPAMPool
 
     try:
@@ -161,14 +162,23 @@ def ensure_network(dc, name: str) -> bool:
                                   f"(`docker network rm {name}`) if nothing uses it")
         return False
     labels = {MANAGED_LABEL: "true"}
-    probe = dc.networks.create(name, driver="bridge", labels=labels)
-    probe.reload()
-    picked = next(c for c in probe.attrs["IPAM"]["Config"] if ":" not in c["Subnet"])
-    probe.remove()
-    ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=picked["Subnet"], gateway=picked.get("Gateway"))])
-    made = dc.networks.create(name, driver="bridge", labels=labels, ipam=ipam,
-                              options={"com.docker.network.bridge.enable_ip_masquerade": "true"})
-    return _one_of_that_name(dc, name, made.id)
+    # Between the probe's removal and the second create, another process may make a network on
+    # the subnet Docker picked: Docker then refuses the overlap, and a new probe picks another.
+    for attempt in range(1, NETWORK_ATTEMPTS + 1):
+        probe = dc.networks.create(name, driver="bridge", labels=labels)
+        probe.reload()
+        picked = next(c for c in probe.attrs["IPAM"]["Config"] if ":" not in c["Subnet"])
+        probe.remove()
+        ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=picked["Subnet"], gateway=picked.get("Gateway"))])
+        try:
+            made = dc.networks.create(name, driver="bridge", labels=labels, ipam=ipam,
+                                      options={"com.docker.network.bridge.enable_ip_masquerade": "true"})
+        except APIError as e:
+            if "overlap" not in str(e).lower() or attempt == NETWORK_ATTEMPTS:
+                raise
+            continue
+        return _one_of_that_name(dc, name, made.id)
+    raise AssertionError("unreachable")
 
 
 def _one_of_that_name(dc, name: str, made: str) -> bool:

@@ -1,9 +1,50 @@
-"""What every test run shares: at the end, the time each test file took (setup, calls and
-teardown, module fixtures included), so a run's log shows where its minutes went."""
+"""What every test run shares: how the tests are shared out among pytest-xdist's workers
+(`scripts/test.sh` runs them with `-n`), and at the end the time each test file took (setup, calls
+and teardown, module fixtures included), so a run's log shows where its minutes went."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+
+import pytest
+
+# The files whose tests take longest, first (seconds measured in a serial run), so that each
+# worker starts on a long one and the short ones fill the gaps at the end.
+LONGEST_FIRST = ("shared-cluster", "tests/e2e/test_cycles.py", "tests/e2e/test_your_cluster.py",
+                 "tests/e2e/test_faults.py", "tests/e2e/test_bad_input.py", "unit",
+                 "tests/e2e/test_installed_user.py")
+
+
+def _group(item) -> str:
+    """The worker-sharing unit of ITEM: every test that uses the session's MetalLB cluster
+    (tests/e2e/conftest.py's `cluster`, directly or through another fixture) runs on one worker,
+    so that it is built once and never twice under one name; all unit tests run together; any
+    other e2e file keeps its module fixtures (its own clusters) on one worker."""
+    path = item.nodeid.split("::")[0]
+    if path.startswith("tests/unit/"):
+        return "unit"
+    defs = getattr(item, "_fixtureinfo", None) and item._fixtureinfo.name2fixturedefs.get("cluster")
+    if defs and defs[-1].func.__module__ == "tests.e2e.conftest":
+        return "shared-cluster"
+    return path
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Under xdist (`-n`), marks each test with its group (--dist loadgroup keeps a group on one
+    worker) and puts the longest groups first. Tests that restart the Docker daemon would stop
+    every other worker's clusters: they are left out here, and scripts/test.sh runs them alone
+    afterwards."""
+    if not (getattr(config.option, "numprocesses", None) or hasattr(config, "workerinput")):
+        return
+    restarting = [item for item in items if item.get_closest_marker("docker_restart")]
+    if restarting:
+        items[:] = [item for item in items if item not in restarting]
+        config.hook.pytest_deselected(items=restarting)
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(_group(item)))
+    items.sort(key=lambda item: rank.get(_group(item), len(rank)))   # stable: file order kept within a group
 
 _seconds: dict[str, float] = defaultdict(float)
 

@@ -33,6 +33,7 @@ pytestmark = pytest.mark.e2e
 
 USER = "svclab-student"
 CLUSTER = "svclab-e2e-student"
+NETWORK = "svclab-e2e-student-net"   # its own: its pool is carved beside no other test's cluster
 CUT_COMMENT = "svclab-e2e: no route from svclab to the cluster network"
 
 
@@ -87,7 +88,7 @@ def student(tmp_path_factory):
         shutil.copytree(settings.mirror or settings.cache_dir / "mirror", mirror)
         _give(home, entry.pw_uid, entry.pw_gid)
         env = {"HOME": str(home), "USER": USER, "PATH": f"{home}/venv/bin:/usr/local/bin:/usr/bin:/bin",
-               "SVCLAB_MIRROR": str(mirror), "SVCLAB_NODE_IMAGE": os.environ.get("SVCLAB_NODE_IMAGE", "")}
+               "SVCLAB_MIRROR": str(mirror), "SVCLAB_NETWORK": NETWORK, "SVCLAB_NODE_IMAGE": os.environ.get("SVCLAB_NODE_IMAGE", "")}
         s = Student(home, env)
         s.run("/usr/bin/python3", "-m", "venv", str(home / "venv"))
         s.run(str(home / "venv" / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", str(wheel))
@@ -152,7 +153,7 @@ def test_doctor_and_a_lab_as_a_user_without_root(student):
     assert not (home / ".kube").exists()
 
 
-def _network_subnet(name: str = "svclab") -> str:
+def _network_subnet(name: str = NETWORK) -> str:
     out = subprocess.run(["docker", "network", "inspect", name, "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"],
                          capture_output=True, text=True, check=True).stdout
     return next(s for s in out.split() if ":" not in s)
@@ -164,7 +165,7 @@ def test_a_lab_passes_without_a_route_to_the_cluster_network(student):
     state = json.loads(student.svclab("cluster.status", "--name", CLUSTER, "--json").stdout)
     node = next(n for n in state["nodes"] if n.endswith("worker"))
     node_ip = json.loads(subprocess.run(["docker", "inspect", node], capture_output=True, text=True,
-                                        check=True).stdout)[0]["NetworkSettings"]["Networks"]["svclab"]["IPAddress"]
+                                        check=True).stdout)[0]["NetworkSettings"]["Networks"][NETWORK]["IPAddress"]
     url = f"http://{node_ip}:10256/healthz"   # kube-proxy's health port on the node: it answers anyone
     rule = ["OUTPUT", "-m", "owner", "--uid-owner", str(student.uid), "-d", subnet, "-m", "comment",
             "--comment", CUT_COMMENT, "-j", "REJECT"]
