@@ -425,8 +425,10 @@ def test_observe_node_ports_refused_then_answering(tmp_path, monkeypatch):
         f"scaled back to 2: {LABELS[0]} answers, {LABELS[1]} answers"]
     # Nothing asked while the terminating pods were endpoints; the first node's first try, before
     # its kube-proxy caught up, hung and is not recorded; each target then refused at once.
-    assert _curls(tmp_path) == [_asked("stale", NODES[0].ip, NODE_PORT), *[_asked("down", NODES[0].ip, NODE_PORT)] * 4,
-                                *[_asked("down", NODES[1].ip, NODE_PORT)] * 4,
+    # Then the three tries go round the nodes.
+    assert _curls(tmp_path) == [_asked("stale", NODES[0].ip, NODE_PORT), _asked("down", NODES[0].ip, NODE_PORT),
+                                _asked("down", NODES[1].ip, NODE_PORT),
+                                *[_asked("down", n.ip, NODE_PORT) for n in NODES] * 3,
                                 _asked("up", NODES[0].ip, NODE_PORT), _asked("up", NODES[1].ip, NODE_PORT)]
     assert judge(seen.facts, probe.expectation("metallb")) == []
 
@@ -505,8 +507,8 @@ def test_observe_not_ready_changes_nothing(tmp_path, monkeypatch):
         "Service stuck: 1 endpoints (pods running), none ready",
         *[f"no ready pod: {label} → {errors[i]} ({1 + i} ms)"
           for i, label in enumerate(STUCK_LABELS) for _ in range(3)]]
-    assert _curls(tmp_path) == [_asked("stale", NODES[0].ip, STUCK_PORT), *[_asked("up", NODES[0].ip, STUCK_PORT)] * 4,
-                                *[_asked("up", NODES[1].ip, STUCK_PORT)] * 4]
+    assert _curls(tmp_path) == [_asked("stale", NODES[0].ip, STUCK_PORT), _asked("up", NODES[0].ip, STUCK_PORT),
+                                _asked("up", NODES[1].ip, STUCK_PORT), *[_asked("up", n.ip, STUCK_PORT) for n in NODES] * 3]
     assert judge(seen.facts, probe.expectation("metallb")) == []
 
 
@@ -731,3 +733,27 @@ def test_the_lab_refuses_answers_after_with_pods_not_ready_in_one_line():
         f"probe 'not-ready-refused': {NOT_READY_NEEDS_NONE}"
     assert _lab_refusal(lambda d: _not_ready(d).update(pods="unready")) == \
         "probe 'not-ready-refused': pods must be one of none, not-ready, got 'unready' (did you mean 'not-ready'?)"
+
+
+def test_tries_go_round_the_nodes_and_space_only_each_node_s_own(monkeypatch):
+    """The kernel limits each node's ICMP errors to the client on its own: one node's tries are
+    ICMP_GAP apart, while the other nodes are asked in between."""
+    import time
+
+    monkeypatch.setattr(scale_to_zero, "ICMP_GAP", 0.2)
+    asked = []
+
+    def once(ctx, label, ip, port):
+        asked.append((label, time.monotonic()))
+        return {"target": label, "seconds": 0.001, "status": 7, "error": "Connection refused"}
+
+    monkeypatch.setattr(scale_to_zero, "_once", once)
+    targets = [(f"node{i}", f"172.18.0.{i}", NODE_PORT) for i in (2, 3, 4)]
+    seen = scale_to_zero._ask(None, targets, 3, settle=1)
+    settle, tries = asked[:3], asked[3:]
+    assert [label for label, _ in settle] == ["node2", "node3", "node4"]   # each refused at its first
+    assert [label for label, _ in tries] == ["node2", "node3", "node4"] * 3
+    for label, _, _ in targets:
+        times = [t for name, t in asked if name == label]
+        assert all(later - earlier >= 0.2 for earlier, later in zip(times, times[1:])), (label, times)
+    assert [s["target"] for s in seen] == ["node2"] * 3 + ["node3"] * 3 + ["node4"] * 3   # grouped by target

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import statistics
+import time
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -88,8 +89,8 @@ def timed_script(ip: str, port: int) -> str:
 
 SETTLE = 10   # seconds for every node's kube-proxy to drop a vanished pod
 # Linux sends one peer at most about one ICMP error a second: a refusal right after another has its
-# first SYN go unanswered and is refused only on the retry, a second later. Tries are spaced so that
-# each is refused as the first would be.
+# first SYN go unanswered and is refused only on the retry, a second later. Tries at one node are
+# spaced so that each is refused as the first would be.
 ICMP_GAP = 1.1
 
 _TIMED = re.compile(r"^\s*([0-9.]+)\s+(\d+)\s*(.*)$", re.S)
@@ -131,19 +132,26 @@ def _once(ctx, label: str, ip: str, port: int) -> dict[str, Any]:
 
 
 def _ask(ctx, targets, tries: int, *, settle: float = 0) -> list[dict[str, Any]]:
-    """TRIES attempts per target. With SETTLE, first up to SETTLE seconds of attempts until one is
-    refused: each node's kube-proxy takes a moment to see the endpoints go (until then a
-    connection goes to the vanished pod's address and times out)."""
-    seen = []
+    """TRIES attempts per target, in rounds over the targets; the attempts come back grouped by
+    target, in the targets' order. With SETTLE, first, for each target, up to SETTLE seconds of
+    attempts until one is refused: each node's kube-proxy takes a moment to see the endpoints go
+    (until then a connection goes to the vanished pod's address and times out). Also with SETTLE,
+    a target is asked again only ICMP_GAP after its last attempt: the limit is each node's own
+    (every node is a host of its own), so going round the nodes lets the others answer meanwhile."""
     pause = pause_of(None)
-    for label, ip, port in targets:
-        if settle:
+    last: dict[str, float] = {}
+    seen: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in targets}
+    if settle:
+        for label, ip, port in targets:
             poll(lambda: _once(ctx, label, ip, port), _refused, timeout=settle, interval=0.1)
-        for _ in range(tries):
-            if settle:
-                pause(ICMP_GAP)
-            seen.append(_once(ctx, label, ip, port))
-    return seen
+            last[label] = time.monotonic()
+    for _ in range(tries):
+        for label, ip, port in targets:
+            if settle and (gap := last.get(label, 0.0) + ICMP_GAP - time.monotonic()) > 0:
+                pause(gap)
+            seen[label].append(_once(ctx, label, ip, port))
+            last[label] = time.monotonic()
+    return [attempt for label, _, _ in targets for attempt in seen[label]]
 
 
 def observe(ctx, spec: Spec) -> Observation:
