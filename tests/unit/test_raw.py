@@ -136,7 +136,7 @@ def test_script_forces_port_and_tries_to_integers():
     script = raw_script("tcp", LB_IP, "9000", "3")
     assert "while [ $i -lt 3 ]; do" in script
     assert f"nc -w 2 {LB_IP} 9000 </dev/null" in script and "-u" not in script
-    assert f"printf 'hostname' | nc -u -w 2 {LB_IP} 9000" in raw_script("udp", LB_IP, 9000, 1)
+    assert f"printf 'hostname' | nc -u -W 1 -w 2 {LB_IP} 9000" in raw_script("udp", LB_IP, 9000, 1)
     with pytest.raises(ValueError):
         raw_script("tcp", LB_IP, "9000; rm -rf /", 1)
     with pytest.raises(ValueError):

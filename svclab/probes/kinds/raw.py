@@ -28,7 +28,7 @@ EXAMPLE = """
     none: {answers: false}
 """
 
-WAIT = 2   # seconds netcat waits for an answer (and, over UDP, for the end of one)
+WAIT = 2   # seconds netcat waits for an answer
 NO_NC = "svclab: no nc"
 
 
@@ -72,7 +72,7 @@ class Spec(ProbeSpec[Expect]):
 def raw_script(protocol: str, host: str, port: int, tries: int) -> str:
     """TRIES attempts with netcat, each answer printed followed by 0x1f (HOST and PORT validated)."""
     send = (f"nc -w {WAIT} {host} {int(port)} </dev/null" if protocol == "tcp"
-            else f"printf 'hostname' | nc -u -w {WAIT} {host} {int(port)}")
+            else f"printf 'hostname' | nc -u -W 1 -w {WAIT} {host} {int(port)}")   # -W 1: done at the answer
     # The client's shell is a long-lived session (outside.py): the script must not exit it.
     return (f"if ! command -v nc >/dev/null; then printf '{NO_NC}\\n'; else "
             f"i=0; while [ $i -lt {int(tries)} ]; do i=$((i+1)); "
