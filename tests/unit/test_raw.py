@@ -46,8 +46,8 @@ def _fake_nc(tmp_path: Path, answers: dict) -> Path:
     """An nc that logs its arguments and what it read on stdin, answers (HOST, PORT, PROTOCOL) in
     ANSWERS with its name and anything else with nothing (exit 1, as netcat does when nothing
     came within -w), and prints BAD ... instead when not called as raw_script must call it:
-    `nc [-u] -w 2 HOST PORT`, the datagram `hostname` on stdin over UDP, nothing over TCP. Only
-    sh builtins."""
+    `nc -w 2 HOST PORT` over TCP with nothing on stdin, `nc -u -W 1 -w 2 HOST PORT` over UDP with
+    the datagram `hostname` on stdin (-W 1: it stops at the first answer). Only sh builtins."""
     log = tmp_path / "nc.log"
     cases = "".join(f"  {host}:{port}/{proto}) printf '%s' '{name}' ;;\n"
                     for (host, port, proto), name in answers.items())
@@ -55,7 +55,8 @@ def _fake_nc(tmp_path: Path, answers: dict) -> Path:
             f"IFS= read -r sent || :\n"
             f"printf '%s <%s>\\n' \"$*\" \"$sent\" >> {log}\n"
             f"proto=tcp\n"
-            f"if [ \"$1\" = -u ]; then proto=udp; shift; fi\n"
+            f"if [ \"$1\" = -u ]; then proto=udp; shift\n"
+            f"  if [ \"$1\" != -W ] || [ \"$2\" != 1 ]; then printf 'BAD ARGS'; exit 2; fi; shift 2; fi\n"
             f"if [ $# -ne 4 ] || [ \"$1\" != -w ] || [ \"$2\" != 2 ]; then printf 'BAD ARGS'; exit 2; fi\n"
             f"if [ $proto = udp ] && [ \"$sent\" != hostname ]; then printf 'BAD DATAGRAM'; exit 2; fi\n"
             f"if [ $proto = tcp ] && [ -n \"$sent\" ]; then printf 'BAD STDIN'; exit 2; fi\n"
@@ -94,7 +95,7 @@ def test_script_udp_sends_a_datagram_and_reads_the_answer(tmp_path):
     bin_dir = _fake_nc(tmp_path, ANSWERS)
     output = _session(raw_script("udp", LB_IP, 9000, 3), f"{bin_dir}:/usr/bin:/bin")
     assert parse_raw(output) == [POD] * 3
-    assert _nc_calls(tmp_path) == [f"-u -w 2 {LB_IP} 9000 <hostname>"] * 3
+    assert _nc_calls(tmp_path) == [f"-u -W 1 -w 2 {LB_IP} 9000 <hostname>"] * 3
 
 
 def test_script_silence_is_an_empty_answer_per_try(tmp_path):
@@ -103,7 +104,7 @@ def test_script_silence_is_an_empty_answer_per_try(tmp_path):
         output = _session(raw_script(proto, INGRESS_IP, 9000, 2), f"{bin_dir}:/usr/bin:/bin")
         assert output == "\x1f\n\x1f\n"
         assert parse_raw(output) == ["", ""]
-    assert _nc_calls(tmp_path) == [f"-w 2 {INGRESS_IP} 9000 <>"] * 2 + [f"-u -w 2 {INGRESS_IP} 9000 <hostname>"] * 2
+    assert _nc_calls(tmp_path) == [f"-w 2 {INGRESS_IP} 9000 <>"] * 2 + [f"-u -W 1 -w 2 {INGRESS_IP} 9000 <hostname>"] * 2
 
 
 def test_script_a_wrong_protocol_gets_nothing(tmp_path):
