@@ -29,21 +29,38 @@ def _group(item) -> str:
     return path
 
 
+def _shared_out(config) -> bool:
+    return bool(getattr(config.option, "numprocesses", None) or hasattr(config, "workerinput"))
+
+
+def pytest_itemcollected(item):
+    """Under xdist (`-n`), marks each test with its group: --dist loadgroup keeps a group on one
+    worker. (Here, not in pytest_collection_modifyitems: xdist reads the marks in its own.)"""
+    if _shared_out(item.config):
+        item.add_marker(pytest.mark.xdist_group(_group(item)))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids):
+    """Grouping shows in the ids a worker collected (`...::test@group`): without it two workers
+    would build the shared cluster under one name. Refuse rather than run so."""
+    if node.config.getvalue("dist") == "loadgroup" and ids and not any("@" in i.rpartition("::")[2] for i in ids):
+        raise pytest.UsageError("pytest-xdist did not group the tests (see the pytest pin in pyproject.toml): "
+                                "run with SVCLAB_TEST_WORKERS=0, or use a pytest that xdist's loadgroup supports")
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Under xdist (`-n`), marks each test with its group (--dist loadgroup keeps a group on one
-    worker) and puts the longest groups first. Tests that restart the Docker daemon would stop
+    """Under xdist, puts the longest groups first. Tests that restart the Docker daemon would stop
     every other worker's clusters: they are left out here, and scripts/test.sh runs them alone
     afterwards."""
-    if not (getattr(config.option, "numprocesses", None) or hasattr(config, "workerinput")):
+    if not _shared_out(config):
         return
     restarting = [item for item in items if item.get_closest_marker("docker_restart")]
     if restarting:
         items[:] = [item for item in items if item not in restarting]
         config.hook.pytest_deselected(items=restarting)
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(_group(item)))
     items.sort(key=lambda item: rank.get(_group(item), len(rank)))   # stable: file order kept within a group
 
 _seconds: dict[str, float] = defaultdict(float)
