@@ -140,11 +140,11 @@ def list_labs(c, json=False):
 
 
 @guarded
-def lab_rules(c, service=None, name=None, node=None):
+def lab_rules(c, service=None, name=None, node=None, kubeconfig=None, context=None):
     """Show kube-proxy's rules for one Service on each node: svclab lab.rules --service NS/NAME"""
     from .rules import collect, render
 
-    settings = flag_settings(name)
+    settings = flag_settings(name, kubeconfig=kubeconfig, context=context)
     summary, found = collect(settings, service, node)
     print(summary)
     print()
@@ -182,7 +182,7 @@ def lab_collection() -> Collection:
     lab.add_task(Task(lab_schema, name="schema"))
     lab.add_task(Task(lab_rules, name="rules", help={"service": "the Service, as NAMESPACE/NAME",
                                                      "name": COMMON_HELP["name"],
-                                                     "node": "only this node (default: every node)"}))
+                                                     "node": "only this node (default: every node)", **TARGET_HELP}))
     return lab
 
 

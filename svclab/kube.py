@@ -310,6 +310,40 @@ class Kube:
 
         return wait_until(f"{count} nodes to be Ready", ready, timeout=timeout)
 
+    def exec(self, namespace: str, pod: str, argv: list[str], *, timeout: float = 30) -> tuple[int, str]:
+        """Runs ARGV in POD (its first container), as `kubectl exec` does: (exit status, what it
+        printed, stdout then stderr). The websocket call swaps its API client's request method
+        while it runs, so it gets a client of its own rather than this one, which threads share."""
+        from kubernetes import client as k8s
+        from kubernetes.stream import stream
+
+        api = k8s.ApiClient(self.api.configuration)
+        api.user_agent = self.api.user_agent
+        try:
+            ws = stream(k8s.CoreV1Api(api).connect_get_namespaced_pod_exec, pod, namespace, command=argv,
+                        stdout=True, stderr=True, stdin=False, tty=False, _preload_content=False)
+        except ApiException as e:
+            raise SvclabError(f"cannot run {argv[0]} in pod {namespace}/{pod}: {api_error_message(e)[:160]}") from None
+        out, err = [], []
+        deadline = time.monotonic() + timeout
+        try:
+            while ws.is_open():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise SvclabError(f"`{' '.join(argv)}` in pod {namespace}/{pod} did not end within {timeout:g}s")
+                ws.update(timeout=min(left, 1))
+                if ws.peek_stdout():
+                    out.append(ws.read_stdout())
+                if ws.peek_stderr():
+                    err.append(ws.read_stderr())
+            try:
+                code = ws.returncode
+            except (KeyError, IndexError, TypeError, ValueError):   # a failure without an exit status
+                code = 126                                           # (the command could not start)
+        finally:
+            ws.close()
+        return (code if code is not None else 126), "".join(out) + "".join(err)
+
     def get_json(self, path: str, query: list[tuple[str, str]] | None = None, *, timeout: float = 10) -> str:
         """GET a raw API path (e.g. a pod proxy URL) and return the body as text."""
         response = self.api.call_api(

@@ -238,26 +238,80 @@ def render(rules: list[NodeRules]) -> str:
 
 
 def collect(settings, service_arg: str | None, node: str | None = None) -> tuple[str, list[NodeRules]]:
-    """A one-line summary of the Service and the rules each node (or NODE only) holds for it."""
-    from .kube import Kube
-    from .network import docker_client
-
+    """A one-line summary of the Service and the rules each node (or NODE only) holds for it:
+    read inside each node's container on svclab's own clusters, inside each node's kube-proxy pod
+    on a cluster svclab did not make (see KubeProxyPod)."""
     namespace, name = parse_service(service_arg)
-    if not settings.own_kubeconfig.exists():
-        raise UsageError(f"cluster {settings.cluster_name} is not up", hint="run `svclab cluster.up` first")
-    kube = Kube(settings.own_kubeconfig)
+    if settings.targets_own_cluster:
+        from .kube import Kube
+        from .network import docker_client
+
+        if not settings.own_kubeconfig.exists():
+            raise UsageError(f"cluster {settings.cluster_name} is not up", hint="run `svclab cluster.up` first")
+        kube = Kube(settings.own_kubeconfig)
+        svc = _service(kube, namespace, name, f"cluster {settings.cluster_name}")
+        nodes = sorted(node_containers(docker_client(), settings.cluster_name, stopped=False), key=lambda c: c.name)
+        where = f"cluster {settings.cluster_name}"
+        return _summary(svc), _read(kube, nodes, node, where, svc, "see the node names with `svclab cluster.status`")
+    from . import target
+
+    made = settings.cluster_dir.exists()
+    try:
+        kube = target.kube_for(settings)
+        target.check_reachable(kube, settings)
+        where = f"the cluster of context {settings.context}"
+        svc = _service(kube, namespace, name, where)
+        nodes = sorted((KubeProxyPod(kube, pod) for pod in kube_proxy_pods(kube)), key=lambda p: p.name)
+        if not nodes:
+            raise UsageError(f"no kube-proxy pod runs in kube-system on {where}, so there are no rules of its to read",
+                             hint="without kube-proxy (a replacement such as Cilium's; k3s runs it inside its own "
+                                  "agent) the Service rules live elsewhere: read them on the node itself")
+        return _summary(svc), _read(kube, nodes, node, where, svc, "see them with `kubectl get nodes`")
+    finally:
+        if not made:   # only the discovery cache of this one read: leave no state folder behind
+            target.forget(settings)
+
+
+def _service(kube, namespace: str, name: str, where: str) -> dict:
     svc = kube.get("v1", "Service", name, namespace)
     if svc is None:
-        raise UsageError(f"Service {namespace}/{name} does not exist in cluster {settings.cluster_name}",
+        raise UsageError(f"Service {namespace}/{name} does not exist in {where}",
                          hint="check the name; a lab's Services live in namespace svclab-<lab>")
-    containers = sorted(node_containers(docker_client(), settings.cluster_name, stopped=False), key=lambda c: c.name)
+    return svc
+
+
+def _read(kube, nodes: list, node: str | None, where: str, svc: dict, names_hint: str) -> list[NodeRules]:
     if node is not None:
-        containers = [c for c in containers if c.name == node]
-        if not containers:
-            raise UsageError(f"cluster {settings.cluster_name} has no running node {node!r}",
-                             hint="see the node names with `svclab cluster.status`")
+        nodes = [n for n in nodes if n.name == node]
+        if not nodes:
+            raise UsageError(f"{where} has no running node {node!r}", hint=names_hint)
     mode = proxy_mode(kube)
-    return _summary(svc), [node_rules(c, mode, f"{namespace}/{name}", svc) for c in containers]
+    service = f"{svc['metadata']['namespace']}/{svc['metadata']['name']}"
+    return [node_rules(n, mode, service, svc) for n in nodes]
+
+
+def kube_proxy_pods(kube) -> list[dict]:
+    """The running kube-proxy pods (kube-system, label k8s-app=kube-proxy, as kubeadm, kind and
+    most distributions deploy it)."""
+    pods = kube.list("v1", "Pod", "kube-system", label_selector="k8s-app=kube-proxy")
+    return [p for p in pods if (p.get("status") or {}).get("phase") == "Running" and (p.get("spec") or {}).get("nodeName")]
+
+
+class KubeProxyPod:
+    """A node's kube-proxy pod, commanded as node_rules commands a kind node's container. It runs
+    in the node's own network namespace (hostNetwork) and its image carries iptables-save and nft
+    for its own work, so running them there (`kubectl exec`, needing pods/exec in kube-system)
+    reads the node's rules and adds nothing to the cluster."""
+
+    def __init__(self, kube, pod: dict):
+        self.kube, self.pod = kube, pod["metadata"]["name"]
+        self.name = pod["spec"]["nodeName"]
+
+    def exec_run(self, argv: list[str]):
+        import types
+
+        code, output = self.kube.exec("kube-system", self.pod, argv)
+        return types.SimpleNamespace(exit_code=code, output=output.encode())
 
 
 def _summary(svc: dict) -> str:

@@ -243,3 +243,19 @@ def test_a_cluster_without_kube_proxy_says_so_once_and_skips(tmp_path):
         assert [r["probe"] for r in data["results"]] == ["nothing-else-changed"]
     finally:
         cluster.delete()
+
+
+def test_rules_read_in_the_kube_proxy_pods_of_a_cluster_svclab_did_not_make(plain, tmp_path):
+    """lab.rules on a target reads each node's rules inside its kube-proxy pod (nftables here), and
+    leaves no state folder behind."""
+    proc = svclab("lab.rules", "--kubeconfig", str(plain.kubeconfig), "--service", "default/kubernetes")
+    assert proc.stdout.startswith("Service default/kubernetes: type ClusterIP"), proc.stdout
+    nodes = [line for line in proc.stdout.splitlines() if line.startswith("== node ")]
+    assert nodes == [f"== node {PLAIN}-{role} (kube-proxy nftables)" for role in ("control-plane", "worker", "worker2")]
+    assert proc.stdout.count("default/kubernetes") >= 4, proc.stdout   # its chains on every node
+    one = svclab("lab.rules", "--kubeconfig", str(plain.kubeconfig), "--service", "default/kubernetes",
+                 "--node", f"{PLAIN}-worker")
+    assert [line for line in one.stdout.splitlines() if line.startswith("== node ")] == \
+        [f"== node {PLAIN}-worker (kube-proxy nftables)"]
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "svclab" / "clusters"
+    assert not (state / f"target-kind-{PLAIN}").exists()

@@ -232,3 +232,57 @@ def test_render_says_when_a_node_has_nothing():
     text = render([NodeRules("n1", "iptables", {"nat": ["-A KUBE-SVC-X -j KUBE-SEP-Y"], "filter": []})])
     assert text.splitlines() == ["== node n1 (kube-proxy iptables)", "-- nat", "-A KUBE-SVC-X -j KUBE-SEP-Y",
                                  "-- filter", "(no rules for this Service)"]
+
+
+# ---------------------------------------------------------------- on a cluster svclab did not make
+
+class _ProxyKube:
+    """A cluster whose kube-proxy pods answer `iptables-save -t TABLE` with IPTABLES_SAVE."""
+
+    def __init__(self, pods):
+        self.pods, self.ran = pods, []
+
+    def list(self, api_version, kind, namespace=None, label_selector=None):
+        assert (api_version, kind, namespace, label_selector) == ("v1", "Pod", "kube-system", "k8s-app=kube-proxy")
+        return self.pods
+
+    def get(self, api_version, kind, name, namespace=None):
+        assert (kind, name) == ("ConfigMap", "kube-proxy")
+        return {"data": {"config.conf": "mode: iptables\n"}}
+
+    def exec(self, namespace, pod, argv):
+        self.ran.append((namespace, pod, tuple(argv)))
+        if argv[0] != "iptables-save":
+            return 126, "exec: not found"
+        return 0, IPTABLES_SAVE
+
+
+def _pod(name, node, phase="Running"):
+    return {"metadata": {"name": name}, "spec": {"nodeName": node} if node else {}, "status": {"phase": phase}}
+
+
+def test_a_target_s_rules_are_read_in_each_node_s_kube_proxy_pod():
+    from svclab.rules import KubeProxyPod, _read, kube_proxy_pods
+
+    kube = _ProxyKube([_pod("kube-proxy-b", "node-b"), _pod("kube-proxy-a", "node-a"),
+                       _pod("kube-proxy-new", None, "Pending"), _pod("kube-proxy-gone", "node-c", "Failed")])
+    nodes = sorted((KubeProxyPod(kube, p) for p in kube_proxy_pods(kube)), key=lambda p: p.name)
+    assert [(n.name, n.pod) for n in nodes] == [("node-a", "kube-proxy-a"), ("node-b", "kube-proxy-b")]
+    svc = {"metadata": {"namespace": "demo", "name": "web"}}
+    found = _read(kube, nodes, "node-b", "the cluster", svc, "")
+    assert [r.node for r in found] == ["node-b"]
+    assert any("demo/web cluster IP" in line for line in found[0].sections["nat"])
+    assert not any("web-admin" in line for line in found[0].sections["nat"])
+    assert kube.ran == [("kube-system", "kube-proxy-b", ("iptables-save", "-t", "nat")),
+                        ("kube-system", "kube-proxy-b", ("iptables-save", "-t", "filter"))]
+    with pytest.raises(UsageError, match="has no running node 'node-z'"):
+        _read(kube, nodes, "node-z", "the cluster", svc, "")
+
+
+def test_a_command_the_kube_proxy_image_lacks_is_one_error_naming_the_node():
+    from svclab.errors import SvclabError
+    from svclab.rules import KubeProxyPod, node_rules
+
+    kube = _ProxyKube([])
+    with pytest.raises(SvclabError, match="`nft list table ip kube-proxy` failed on node node-a: exec: not found"):
+        node_rules(KubeProxyPod(kube, _pod("kube-proxy-a", "node-a")), "nftables", "demo/web")
