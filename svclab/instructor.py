@@ -15,7 +15,9 @@ Result objects a normal run returns, so the table, JSON and exit code do not cha
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -32,13 +34,19 @@ __all__ = ["step_lab", "rules_hint", "question", "answer", "before_after", "ask_
 DEFAULT_CLUSTER = Settings.cluster_name
 
 
-def rules_hint(lab: Lab, probe: Probe, cluster: str) -> str | None:
-    """The lab.rules command that shows the node rules behind PROBE's path, when it crosses them."""
+def rules_hint(lab: Lab, probe: Probe, cluster: str, *, target: tuple[Path, str | None] | None = None) -> str | None:
+    """The lab.rules command that shows the node rules behind PROBE's path, when it crosses them:
+    on svclab's cluster CLUSTER, or on the user's TARGET (kubeconfig file, context)."""
     service = probe.rules_service()
     if not service:
         return None
     service = service if "/" in service else f"{lab.namespace}/{service}"
-    return f"svclab lab.rules --service {service}" + (f" --name {cluster}" if cluster != DEFAULT_CLUSTER else "")
+    if target is not None:
+        kubeconfig, context = target
+        where = f" --kubeconfig {shlex.quote(str(kubeconfig))}" + (f" --context {shlex.quote(context)}" if context else "")
+    else:
+        where = f" --name {cluster}" if cluster != DEFAULT_CLUSTER else ""
+    return f"svclab lab.rules --service {service}{where}"
 
 
 def question(out: Console, lab: Lab, probe: Probe, index: int, prediction: Prediction | None = None) -> None:
@@ -93,7 +101,7 @@ def verdict_on(prediction: Prediction, picked: str | None, result: Result, score
 
 
 def answer(out: Console, lab: Lab, probe: Probe, result: Result, *, cluster: str,
-           earlier: Sequence[Result] = ()) -> None:
+           earlier: Sequence[Result] = (), target: tuple[Path, str | None] | None = None) -> None:
     verdict = "[green]as expected[/]" if result.passed else "[bold red]DIFFERS[/]"
     out.print(f"[bold]Observed:[/] {escape(result.observed)}")
     out.print(f"[bold]Expected:[/] {escape(result.expected)}")
@@ -106,7 +114,7 @@ def answer(out: Console, lab: Lab, probe: Probe, result: Result, *, cluster: str
         out.print(before_after(result, next((r for r in earlier if "codes" in r.facts), None)))
     if probe.why:
         out.print(f"[bold]Why:[/]      {escape(probe.why)}")
-    if hint := rules_hint(lab, probe, cluster):
+    if hint := rules_hint(lab, probe, cluster, target=target):
         out.print(f"[dim]see the rules:[/] {escape(hint)}")
 
 
@@ -175,7 +183,8 @@ def step_lab(env: Environment, lab: Lab, out: Console, *, pause: bool,
             pause = _wait_for_enter(out, read)
         with env.ui.working(f"observing {probe.id}"):
             result = labs.run_probe(ctx, probe)
-        answer(out, lab, probe, result, cluster=env.settings.cluster_name, earlier=results)
+        target = None if env.settings.targets_own_cluster else (env.settings.target_kubeconfig(), env.settings.context)
+        answer(out, lab, probe, result, cluster=env.settings.cluster_name, earlier=results, target=target)
         if prediction and (line := verdict_on(prediction, picked, result, score)):
             out.print(f"[bold]You:[/]      {line}")
         results.append(result)

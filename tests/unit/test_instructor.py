@@ -229,3 +229,12 @@ def test_the_question_lists_the_choices():
     out, buffer = _console()
     instructor.question(out, lab, probe, 1, probe.expectation("metallb").prediction())
     assert "1 client   2 node" in buffer.getvalue()
+
+
+def test_rules_hint_on_a_cluster_svclab_did_not_make_names_its_kubeconfig_and_context():
+    from pathlib import Path
+
+    lab, probe = _probe("nodeport", "every-node")
+    hint = instructor.rules_hint(lab, probe, "target-kind-x", target=(Path("/home/a b/k.yaml"), "kind-x"))
+    assert hint == "svclab lab.rules --service svclab-nodeport/echo --kubeconfig '/home/a b/k.yaml' --context kind-x"
+    assert instructor.rules_hint(lab, probe, "t", target=(Path("/k.yaml"), None)).endswith("--kubeconfig /k.yaml")
