@@ -164,7 +164,9 @@ def ensure_network(dc, name: str) -> bool:
     labels = {MANAGED_LABEL: "true"}
     # Between the probe's removal and the second create, another process may make a network on
     # the subnet Docker picked: Docker then refuses the overlap, and a new probe picks another.
-    for attempt in range(1, NETWORK_ATTEMPTS + 1):
+    attempt = 0
+    while True:
+        attempt += 1
         probe = dc.networks.create(name, driver="bridge", labels=labels)
         probe.reload()
         picked = next(c for c in probe.attrs["IPAM"]["Config"] if ":" not in c["Subnet"])
@@ -173,12 +175,10 @@ def ensure_network(dc, name: str) -> bool:
         try:
             made = dc.networks.create(name, driver="bridge", labels=labels, ipam=ipam,
                                       options={"com.docker.network.bridge.enable_ip_masquerade": "true"})
+            return _one_of_that_name(dc, name, made.id)
         except APIError as e:
-            if "overlap" not in str(e).lower() or attempt == NETWORK_ATTEMPTS:
+            if "overlap" not in str(e).lower() or attempt >= NETWORK_ATTEMPTS:
                 raise
-            continue
-        return _one_of_that_name(dc, name, made.id)
-    raise AssertionError("unreachable")
 
 
 def _one_of_that_name(dc, name: str, made: str) -> bool:

@@ -248,10 +248,9 @@ def collect(settings, service_arg: str | None, node: str | None = None) -> tuple
 
         if not settings.own_kubeconfig.exists():
             raise UsageError(f"cluster {settings.cluster_name} is not up", hint="run `svclab cluster.up` first")
-        kube = Kube(settings.own_kubeconfig)
-        svc = _service(kube, namespace, name, f"cluster {settings.cluster_name}")
+        kube, where = Kube(settings.own_kubeconfig), f"cluster {settings.cluster_name}"
+        svc = _service(kube, namespace, name, where)
         nodes = sorted(node_containers(docker_client(), settings.cluster_name, stopped=False), key=lambda c: c.name)
-        where = f"cluster {settings.cluster_name}"
         return _summary(svc), _read(kube, nodes, node, where, svc, "see the node names with `svclab cluster.status`")
     from . import target
 
