@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets this machine up (see env.sh) and runs every test: unit tests and the end-to-end tests on
 # real kind clusters, shared out among SVCLAB_TEST_WORKERS pytest workers (default 3; 0 runs them
-# one after another). The e2e tests wait on clusters far more than they compute, so workers pay
-# even on 2 cores. Tests that restart Docker run last, alone. Extra arguments go to pytest.
+# one after another; on 2 cores three took 41.5 min where one took 57). Tests that restart Docker
+# run last, alone. Extra arguments go to pytest.
 source "$(dirname "$0")/env.sh"
 cd "$repo"
 bash "$repo/scripts/browser.sh"   # the HTML report's browser tests use Debian's chromium

@@ -49,17 +49,10 @@ def pytest_xdist_node_collection_finished(node, ids):
                                 "run with SVCLAB_TEST_WORKERS=0, or use a pytest that xdist's loadgroup supports")
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Under xdist, puts the longest groups first. Tests that restart the Docker daemon would stop
-    every other worker's clusters: they are left out here, and scripts/test.sh runs them alone
-    afterwards."""
+    """Under xdist, puts the longest groups first."""
     if not _shared_out(config):
         return
-    restarting = [item for item in items if item.get_closest_marker("docker_restart")]
-    if restarting:
-        items[:] = [item for item in items if item not in restarting]
-        config.hook.pytest_deselected(items=restarting)
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(_group(item), len(rank)))   # stable: file order kept within a group
 

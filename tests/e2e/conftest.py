@@ -18,12 +18,14 @@ RESTART_DOCKER = os.environ.get("SVCLAB_E2E_RESTART_DOCKER") == "1"
 
 def pytest_collection_modifyitems(config, items):
     """Tests that restart the Docker daemon run only where SVCLAB_E2E_RESTART_DOCKER=1 says this
-    machine's Docker is svclab's to restart (CI does), and then last of all."""
+    machine's Docker is svclab's to restart (CI does), and then last of all. Never among xdist's
+    workers: the restart would stop the other workers' clusters (scripts/test.sh runs them alone
+    afterwards)."""
     restarting = [item for item in items if item.get_closest_marker("docker_restart")]
     if not restarting:
         return
     items[:] = [item for item in items if item not in restarting]
-    if RESTART_DOCKER:
+    if RESTART_DOCKER and not hasattr(config, "workerinput"):
         items.extend(restarting)
     else:
         config.hook.pytest_deselected(items=restarting)
