@@ -18,7 +18,7 @@ from . import resources
 from .errors import UsageError
 
 __all__ = ["Settings", "load_settings", "pins", "agnhost_image", "PROVIDERS", "DEFAULT_PROVIDER", "DEFAULT_WORKERS",
-           "KUBE_PROXY_MODES", "INGRESS_CONTROLLERS"]
+           "KUBE_PROXY_MODES", "INGRESS_CONTROLLERS", "OUTSIDE_CLIENTS"]
 
 PROVIDERS = ("metallb", "kube-vip", "none")
 DEFAULT_PROVIDER = "metallb"
@@ -27,6 +27,9 @@ KUBE_PROXY_MODES = ("iptables", "nftables", "ipvs")
 INGRESS_CONTROLLERS = ("traefik", "none")
 # What svclab installs on a cluster it did not make when asked (--install), for one run.
 INSTALLABLE = ("traefik",)
+# Who sends "from outside the cluster" on a cluster svclab did not make (target.connect): auto is a
+# container of svclab's where the nodes are containers of this machine's Docker, else this machine.
+OUTSIDE_CLIENTS = ("auto", "container", "this-machine", "none")
 CONFIG_FILE = "svclab.yaml"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -77,6 +80,7 @@ class Settings:
     context: str = ""                    # the context in that file (default: the file's current context)
     keep: bool = False                   # on such a cluster, leave the labs' namespaces when the run ends
     install: str = ""                    # on such a cluster, what to install for the run (INSTALLABLE, comma-separated)
+    outside: str = "auto"                # on such a cluster, the outside client (OUTSIDE_CLIENTS)
     verbose: bool = False
     quiet: bool = False
     # Where each setting that was given came from ("--workers", "SVCLAB_NODE_IMAGE", "svclab.yaml");
@@ -104,6 +108,8 @@ class Settings:
         if self.wait_timeout <= 0 or self.probe_timeout <= 0 or self.lock_wait < 0:
             raise UsageError("timeouts must be positive numbers of seconds (lock_wait may be 0: do not wait)")
         price_range(self.lb_price)
+        if self.outside not in OUTSIDE_CLIENTS:
+            raise UsageError(f"unknown outside client {self.outside!r}", hint=f"choose one of {', '.join(OUTSIDE_CLIENTS)}")
         if unknown := [item for item in self.installs if item not in INSTALLABLE]:
             raise UsageError(f"svclab cannot install {unknown[0]!r} on a cluster",
                              hint=f"--install takes {', '.join(INSTALLABLE)}")

@@ -32,7 +32,8 @@ TARGET_HELP = {
 
 
 def flag_settings(name=None, provider=None, workers=None, node_image=None, verbose=None, quiet=None,
-                  ingress=None, kubeconfig=None, context=None, keep=None, install=None) -> Settings:
+                  ingress=None, kubeconfig=None, context=None, keep=None, install=None,
+                  outside=None) -> Settings:
     """Settings with the given flags on top (flags > SVCLAB_* > svclab.yaml > defaults); with a
     cluster the user named (--kubeconfig/--context), its context made explicit (target.resolve)."""
     from .target import resolve
@@ -40,7 +41,7 @@ def flag_settings(name=None, provider=None, workers=None, node_image=None, verbo
     return resolve(load_settings({"cluster_name": name, "provider": provider, "workers": workers, "ingress": ingress,
                                   "node_image": node_image, "verbose": verbose or None, "quiet": quiet or None,
                                   "kubeconfig": kubeconfig, "context": context, "keep": keep or None,
-                                  "install": install}))
+                                  "install": install, "outside": outside}))
 
 
 def _flag(default, help_: str):
@@ -76,11 +77,14 @@ class LabFlags:
                               "(default: delete them)")
     install: str | None = _flag(None, "on a cluster svclab did not make, install this for the run and remove it "
                                       "after: traefik, svclab's Ingress controller (SVCLAB_INSTALL)")
+    outside: str | None = _flag(None, "on a cluster svclab did not make, who sends from outside it: auto (a container "
+                                      "of svclab's beside kind-like nodes, else this machine), container, "
+                                      "this-machine, none (SVCLAB_OUTSIDE)")
 
     def settings(self) -> Settings:
         return flag_settings(self.name, self.provider, self.workers, self.node_image, self.verbose, self.quiet,
                              kubeconfig=self.kubeconfig, context=self.context, keep=self.keep,
-                             install=self.install)
+                             install=self.install, outside=self.outside)
 
 
 LAB_HELP = {field.name: field.metadata["help"] for field in dataclasses.fields(LabFlags)}

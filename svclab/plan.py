@@ -74,8 +74,16 @@ def probe_reason(spec, target) -> str | None:
     if uses_own_ingress(spec) and "traefik" not in target.installs:
         return ("probes the Ingress controller svclab installs on its own clusters (svclab-traefik), which is not "
                 "here (--install traefik brings it for the run)")
-    if probes.uses_outside(spec) and not target.outside:
-        return "needs svclab's outside client, which it has only where the nodes are containers of this machine's Docker"
+    if not probes.uses_outside(spec):
+        return None
+    if not target.outside:
+        return "sends from outside the cluster, and there is no outside client here (--outside none)"
+    if target.outside == "this machine":
+        if why := probes.this_machine_reason(spec):
+            return why
+        if target.unreachable and probes.to_nodes(spec):
+            return (f"sends to the nodes' addresses, which this machine cannot reach "
+                    f"({', '.join(target.unreachable)}; tried on the kubelet port)")
     return None
 
 

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import ingress, network
+from . import ingress, network, this_machine
 from .config import Settings, agnhost_image
 from .errors import PrerequisiteError, UsageError
 from .kube import Kube, api_error_message
@@ -54,13 +54,15 @@ class Target:
     kubeconfig: Path
     detected: Any                  # detect.Detected
     backend_node: str              # where labs with "one backend node" put it
-    outside: bool                  # whether svclab has an outside client there
+    outside: str                   # the outside client: "container", "this machine", or "" (none)
     docker_network: str | None     # the nodes' docker network, when the nodes are containers here
     installs: tuple[str, ...] = () # what svclab installs there for the run, as asked (--install)
+    unreachable: tuple[str, ...] = ()  # node addresses this machine cannot connect to, with why (outside: this machine)
 
     def as_dict(self) -> dict[str, Any]:
         return {"context": self.context, "kubeconfig": str(self.kubeconfig), "backend_node": self.backend_node,
-                "outside_client": self.outside, "docker_network": self.docker_network, "installs": list(self.installs),
+                "outside_client": self.outside or None, "unreachable_nodes": list(self.unreachable),
+                "docker_network": self.docker_network, "installs": list(self.installs),
                 "detected": self.detected.as_dict()}
 
 
@@ -90,6 +92,9 @@ def resolve(settings: Settings) -> Settings:
         if settings.installs:
             raise UsageError("--install is for a cluster svclab did not make; svclab's own clusters have "
                              "Traefik already", hint="drop --install, or name that cluster with --kubeconfig/--context")
+        if settings.given("outside"):
+            raise UsageError("--outside is for a cluster svclab did not make; on svclab's own clusters the outside "
+                             "client is its container", hint="drop --outside, or name that cluster with --kubeconfig/--context")
         return settings
     path = settings.target_kubeconfig()
     names, current = _contexts(path)
@@ -246,19 +251,43 @@ def connect(settings: Settings, ui: UI):
                 if a.get("type") == "InternalIP"]
     dc = network.docker_client()
     on_docker = _docker_network(dc, node_ips)
-    client, pool = None, None
-    if on_docker:
+    kind = outside_kind(settings.outside, on_docker is not None)
+    client, pool, unreachable = None, None, ()
+    if kind == "container":
         name, subnet = on_docker
         client_name = network.start_client(dc, cluster=settings.cluster_name, network_name=name, image=agnhost_image())
         first, last = _load_balancer_range(kube, subnet)
         pool = Pool(network=name, subnet=subnet, client_ip=network.client_address(dc, client_name, name),
                     first=first, last=last)
         client = OutsideClient(dc, client_name)
+    elif kind == "this machine":
+        reached = this_machine.reach(node_ips)
+        for line in reached.lines():
+            ui.step(line)
+        unreachable = tuple(f"{ip}: {why}" for ip, why in sorted(reached.unreachable.items()))
+        client = this_machine.ThisMachine(reached.source)
+        if on_docker:
+            first, last = _load_balancer_range(kube, on_docker[1])
+            pool = Pool(network=on_docker[0], subnet=on_docker[1], client_ip=reached.source, first=first, last=last)
+        else:
+            pool = dataclasses.replace(_no_outside_pool(node_ips), client_ip=reached.source)
     target = Target(context=settings.context, kubeconfig=settings.target_kubeconfig(), detected=found,
-                    backend_node=backend_node(nodes), outside=client is not None,
-                    docker_network=on_docker[0] if on_docker else None, installs=settings.installs)
+                    backend_node=backend_node(nodes), outside=kind,
+                    docker_network=on_docker[0] if on_docker else None, installs=settings.installs,
+                    unreachable=unreachable)
     provider = provider_for(found)
     return Environment(settings, kube, pool or _no_outside_pool(node_ips), provider, client, ui, target=target)
+
+
+def outside_kind(asked: str, nodes_on_docker: bool) -> str:
+    """The outside client for the --outside setting ASKED: "container", "this machine" or ""
+    (none). A container needs the nodes to be containers of this machine's Docker."""
+    if asked == "container" and not nodes_on_docker:
+        raise PrerequisiteError("--outside container needs the nodes to be containers of this machine's Docker, "
+                                "and they are not", hint="use --outside this-machine (or auto)")
+    if asked == "auto":
+        return "container" if nodes_on_docker else "this machine"
+    return {"container": "container", "this-machine": "this machine", "none": ""}[asked]
 
 
 def _no_outside_pool(node_ips: list[str]) -> Pool:
@@ -333,7 +362,7 @@ class Visit:
         removed = remove_namespaces(env.kube, self.namespaces, timeout=env.settings.wait_timeout)
         if self.traefik:
             removed += ingress.remove_cluster_scoped(env.kube)
-        if env.outside is not None and network.remove_client(network.docker_client(), env.settings.cluster_name):
+        if env.target.outside == "container" and network.remove_client(network.docker_client(), env.settings.cluster_name):
             removed.append(network.client_container_name(env.settings.cluster_name))
         forget(env.settings)
         return removed

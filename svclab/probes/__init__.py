@@ -19,7 +19,7 @@ from . import kinds
 from .base import Expectation, NodeInfo, Observation, Prediction, ProbeSpec, Topology
 
 __all__ = ["KINDS", "AnyProbe", "Expectation", "NodeInfo", "Observation", "Prediction", "ProbeSpec", "Topology",
-           "observe", "judge", "kind_of"]
+           "observe", "judge", "kind_of", "uses_outside", "own_cluster_reason", "this_machine_reason", "to_nodes"]
 
 
 def _discover() -> dict[str, ModuleType]:
@@ -54,6 +54,26 @@ def uses_outside(spec: ProbeSpec) -> bool:
     """Whether SPEC sends from the outside client (a kind's USES_OUTSIDE or uses_outside(spec))."""
     module = kind_of(spec)
     return module.uses_outside(spec) if hasattr(module, "uses_outside") else getattr(module, "USES_OUTSIDE", False)
+
+
+# Why a probe kind that sends from the outside client cannot send from this machine, unless it
+# says otherwise (FROM_THIS_MACHINE = None, or from_this_machine(spec)).
+SHELL_ONLY = ("runs shell tools (curl, nc, ip) in svclab's outside client container; here the outside client is "
+              "this machine, from which svclab makes only plain HTTP requests")
+
+
+def this_machine_reason(spec: ProbeSpec) -> str | None:
+    """Why SPEC cannot be sent from this machine as the outside client (svclab.this_machine), or None."""
+    module = kind_of(spec)
+    if hasattr(module, "from_this_machine"):
+        return module.from_this_machine(spec)
+    return getattr(module, "FROM_THIS_MACHINE", SHELL_ONLY)
+
+
+def to_nodes(spec: ProbeSpec) -> bool:
+    """Whether SPEC sends to the nodes' own addresses (a kind's TO_NODES or to_nodes(spec))."""
+    module = kind_of(spec)
+    return module.to_nodes(spec) if hasattr(module, "to_nodes") else getattr(module, "TO_NODES", False)
 
 
 def observe(ctx: Any, spec: ProbeSpec) -> Observation:

@@ -20,11 +20,12 @@ from typing import Any
 from ..errors import SvclabError, UsageError
 from ..kube import poll
 from ..outside import dial_script, parse_dial
+from ..this_machine import ThisMachine
 from .base import HOST_NAME
 
 __all__ = ["field", "service", "node_port", "external_ip", "lb_allocation_failure", "wait_external_ip", "outside_run",
-           "outside_dial", "outside_get", "lab_address", "dial", "lab_client", "arp_holder", "CLUSTER_NETWORKS",
-           "CLIENT_LABEL"]
+           "outside_dial", "outside_get", "outside_status", "from_this_machine", "this_machine_address", "lab_address",
+           "dial", "lab_client", "arp_holder", "CLUSTER_NETWORKS", "CLIENT_LABEL"]
 
 # Pods of a lab that make requests rather than answer them (a client pinned to a node): labelled
 # so, and found by their app.kubernetes.io/name.
@@ -139,14 +140,55 @@ def outside_dial(ctx, host: str, port: int, request: str, tries: int, *, host_he
     /dial. ALSO: more subnets of svclab's own the address may be in (see lab_address)."""
     if not _REQUEST.match(request) or (host_header is not None and not _HOSTNAME.match(host_header)):
         raise UsageError(f"invalid host {host_header!r} or request {request!r} in a probe")
-    host, port = lab_address(ctx, host, also=also), int(port)  # validated: they go into a command line
+    sender = client or ctx.outside
+    host = this_machine_address(ctx, host) if from_this_machine(sender) else lab_address(ctx, host, also=also)
+    port = int(port)  # validated, with the host: they go into a command line
     timeout = ctx.settings.probe_timeout if timeout is None else timeout
     headers = (f"Host: {host_header}",) if host_header else ()
+    url = f"http://{host}:{port}/{request}"
     # Behind an Ingress controller an HTTP error (404: no rule for that host yet) is not the backend.
-    script = dial_script(f"http://{host}:{port}/{request}", tries=tries, timeout=timeout, headers=headers,
-                         http_errors_fail=bool(host_header))
+    if from_this_machine(sender):
+        return sender.dial(url, tries=tries, timeout=timeout, headers=headers, http_errors_fail=bool(host_header))
+    script = dial_script(url, tries=tries, timeout=timeout, headers=headers, http_errors_fail=bool(host_header))
     _, output = outside_run(ctx, script, timeout=tries * (timeout + 1), client=client)
     return parse_dial(output)
+
+
+def outside_status(ctx, ip: str, port: int, *, timeout: float) -> tuple[int, str]:
+    """(HTTP status, body) of one GET of http://IP:PORT/ from the outside client; status 0: no answer."""
+    if from_this_machine(ctx.outside):
+        return ctx.outside.status(f"http://{this_machine_address(ctx, ip)}:{int(port)}/", timeout=timeout)
+    ip = lab_address(ctx, ip)  # validated: it goes into a command line
+    _, output = outside_run(ctx, f"curl -s -m {int(timeout)} -w '\\n%{{http_code}}' http://{ip}:{int(port)}/",
+                            timeout=timeout)
+    body, _, code = output.rpartition("\n")
+    return (int(code) if code.strip().isdigit() else 0), body
+
+
+def from_this_machine(client) -> bool:
+    """Whether CLIENT is this machine itself (this_machine.ThisMachine), not a container of svclab's."""
+    return isinstance(client, ThisMachine)
+
+
+def this_machine_address(ctx, host: str) -> str:
+    """HOST, checked to be one this machine may send to as the outside client: a node's address,
+    or a load-balancer address the cluster gave a Service in the lab's namespace (or in the
+    namespace of the Ingress controller svclab installed). Nothing else, and never a ClusterIP
+    or a pod: this machine has routes beyond the cluster."""
+    from ..ingress import NAMESPACE as INGRESS_NAMESPACE
+
+    try:
+        ip = str(ipaddress.IPv4Address(host))
+    except ValueError:
+        raise SvclabError(f"refusing to probe {host!r}: not an IPv4 address") from None
+    if any(ip == node.ip for node in ctx.topology.nodes):
+        return ip
+    given = {external_ip(svc) for namespace in (ctx.namespace, INGRESS_NAMESPACE)
+             for svc in ctx.kube.list("v1", "Service", namespace)}
+    if ip not in given:
+        raise SvclabError(f"refusing to probe {ip} from this machine: neither a node's address nor a load-balancer "
+                          f"address of the lab's Services")
+    return ip
 
 
 # kind's default Service and pod networks, which svclab's kind config keeps.
@@ -203,6 +245,8 @@ def arp_holder(ctx, ip: str) -> str | None:
     answers for a load-balancer address on the wire."""
     from ..network import docker_client
 
+    if from_this_machine(ctx.outside):
+        return None   # svclab reads no ARP table of this machine's
     ip = str(ipaddress.IPv4Address(ip))  # validated: it goes into a command line
     _, out = outside_run(ctx, f"ip neigh show {ip}", timeout=5)
     match = re.search(r"lladdr ([0-9a-f:]{17})", out)

@@ -212,6 +212,38 @@ def test_the_same_cluster_with_metallb_installed_by_hand(plain, tmp_path):
     assert plain.namespaces() == before and "metallb-system" in " ".join(before), down.stdout
 
 
+def test_this_machine_as_the_outside_client(plain, tmp_path):
+    """--outside this-machine: svclab's own process sends the outside requests, plain HTTP to the
+    nodes and to the lab's load-balancer addresses (here on the test's own docker network), and
+    starts no client container. The source a backend sees under Local is this machine's address on
+    the route to the nodes: the network's gateway."""
+    if "metallb-system" not in " ".join(plain.namespaces()):
+        plain.install_metallb()
+    proc, data = lab_all(plain, tmp_path, "--outside", "this-machine",
+                         "--test", "clusterip,nodeport,loadbalancer,traffic-policy,tcp-udp")
+    results = checked(proc, data)
+    assert data["target"]["outside_client"] == "this machine" and data["target"]["unreachable_nodes"] == [], data["target"]
+    assert "it reaches every node" in proc.stderr, proc.stderr[-2000:]
+    gateway = subprocess.run(["docker", "network", "inspect", plain.network, "--format",
+                              "{{range .IPAM.Config}}{{.Gateway}} {{end}}"], capture_output=True, text=True).stdout.split()
+    client_ip = data["topology"]["traffic-policy"]["client_ip"]
+    assert client_ip in gateway, (client_ip, gateway)
+    for probe in ("local-policy-keeps-client", "local-policy-lb-keeps-client", "health-check-per-node",
+                  "cluster-policy-hides-client"):
+        assert results[f"traffic-policy/{probe}"]["passed"], probe
+    local = results["traffic-policy/local-policy-keeps-client"]
+    assert local["facts"]["source_kinds"] and set(local["facts"]["source_kinds"]) == {"client"}, local
+    assert results["nodeport/every-node"]["facts"]["answered_targets"] == 3
+    assert results["loadbalancer/port-80-at-external-address"]["passed"]
+    skipped = {f"{s['lab']}/{s['probe']}": s["reason"] for s in data["skipped"]}
+    assert any("ClusterIP from outside the cluster" in r for k, r in skipped.items() if k.startswith("clusterip/")), skipped
+    assert any("shell tools" in r for k, r in skipped.items() if k.startswith("tcp-udp/")), skipped
+    left = subprocess.run(["docker", "ps", "-aq", "--filter", f"name=svclab-client-target-kind-{PLAIN}"],
+                          capture_output=True, text=True).stdout.split()
+    assert left == []
+    assert results["svclab/nothing-else-changed"]["passed"]
+
+
 def test_refusals_on_a_cluster_svclab_did_not_make(plain, tmp_path):
     wrong = svclab("lab.clusterip", "--kubeconfig", str(plain.kubeconfig), "--context", "nope", check=False)
     assert wrong.returncode == 2 and "has no context 'nope'" in wrong.stderr and "Traceback" not in wrong.stderr

@@ -11,7 +11,7 @@ from svclab.errors import EXIT_USAGE, UsageError
 from svclab.flags import LAB_HELP, LabFlags, lab_task
 
 LAB_FLAGS = ["name", "provider", "workers", "node_image", "json", "junit", "markdown", "html", "diagnostics", "verbose",
-             "quiet", "step", "pause", "test", "kubeconfig", "context", "keep", "install"]
+             "quiet", "step", "pause", "test", "kubeconfig", "context", "keep", "install", "outside"]
 
 
 def arguments(task):

@@ -80,7 +80,7 @@ FOUND = types.SimpleNamespace(translates_services=True, kube_proxy_detail="kube-
 
 def test_what_a_target_cannot_show_is_skipped_with_its_reason():
     chosen = [labs.load_lab(i) for i in ("loadbalancer", "failover", "gateway", "source-ranges", "tcp-udp")]
-    there = types.SimpleNamespace(detected=FOUND, outside=True, installs=())
+    there = types.SimpleNamespace(detected=FOUND, outside="container", installs=())
     runnable, skipped = plan.plan(chosen, there)
     reasons = {f"{s.lab}/{s.probe}": s.reason for s in skipped}
     assert [lab.id for lab in runnable] == ["loadbalancer", "tcp-udp"]
@@ -95,10 +95,10 @@ def test_what_a_target_cannot_show_is_skipped_with_its_reason():
 
 def test_the_ingress_probes_run_where_traefik_is_installed_for_the_run(tmp_path):
     chosen = [labs.load_lab("ingress"), labs.load_lab("tls")]
-    with_traefik = types.SimpleNamespace(detected=FOUND, outside=True, installs=("traefik",))
+    with_traefik = types.SimpleNamespace(detected=FOUND, outside="container", installs=("traefik",))
     _, skipped = plan.plan(chosen, with_traefik)
     assert not any("svclab-traefik" in s.reason for s in skipped), skipped
-    _, skipped = plan.plan(chosen, types.SimpleNamespace(detected=FOUND, outside=True, installs=()))
+    _, skipped = plan.plan(chosen, types.SimpleNamespace(detected=FOUND, outside="container", installs=()))
     assert any("--install traefik brings it" in s.reason for s in skipped)
     path = kubeconfig(tmp_path)
     assert target.resolve(load_settings({"kubeconfig": str(path), "install": "traefik"}, env={})).installs == ("traefik",)
@@ -110,11 +110,11 @@ def test_the_ingress_probes_run_where_traefik_is_installed_for_the_run(tmp_path)
 
 def test_without_an_outside_client_or_service_translation_whole_groups_skip_once():
     lb = labs.load_lab("loadbalancer")
-    runnable, skipped = plan.plan([lb], types.SimpleNamespace(detected=FOUND, outside=False, installs=()))
+    runnable, skipped = plan.plan([lb], types.SimpleNamespace(detected=FOUND, outside="", installs=()))
     assert skipped and all("outside client" in s.reason for s in skipped)
     assert all(not __import__("svclab").probes.uses_outside(p) for lab in runnable for p in lab.probes)
     dead = types.SimpleNamespace(translates_services=False, kube_proxy_detail="no kube-proxy DaemonSet")
-    runnable, skipped = plan.plan([lb, labs.load_lab("clusterip")], types.SimpleNamespace(detected=dead, outside=True, installs=()))
+    runnable, skipped = plan.plan([lb, labs.load_lab("clusterip")], types.SimpleNamespace(detected=dead, outside="container", installs=()))
     assert runnable == [] and {s.reason for s in skipped} == {"nothing translates Services on this cluster "
                                                                "(no kube-proxy DaemonSet)"}
 

@@ -10,9 +10,11 @@ from pydantic import Field
 
 from ...errors import SvclabError
 from ..base import Expectation, Observation, ProbeSpec, Topology
-from ..traffic import lab_address, outside_run, service
+from ..traffic import outside_status, service
 
 USES_OUTSIDE = True   # sends from the outside client
+FROM_THIS_MACHINE = None   # plain HTTP: this machine can send it too (svclab.this_machine)
+TO_NODES = True            # to every node's address
 
 EXAMPLE = """
 - id: health-check-per-node
@@ -49,11 +51,8 @@ def observe(ctx, spec: Spec) -> Observation:
     port = int(port)
     codes, evidence = {}, []
     for node in ctx.topology.nodes:
-        ip = lab_address(ctx, node.ip)  # validated: it goes into a command line
-        cmd = f"curl -s -m {int(ctx.settings.probe_timeout)} -w '\\n%{{http_code}}' http://{ip}:{port}/"
-        _, output = outside_run(ctx, cmd, timeout=ctx.settings.probe_timeout)
-        body, _, code = output.rpartition("\n")
-        codes[node.name] = int(code) if code.strip().isdigit() else 0
+        ip = node.ip
+        codes[node.name], body = outside_status(ctx, ip, port, timeout=ctx.settings.probe_timeout)
         try:
             local = json.loads(body).get("localEndpoints")
         except ValueError:

@@ -18,6 +18,19 @@ def uses_outside(spec: "Spec") -> bool:
     return spec.from_ == "outside"
 
 
+def from_this_machine(spec: "Spec") -> str | None:
+    """Why this machine cannot send SPEC as the outside client (svclab.this_machine), or None."""
+    if spec.via in ("node-port", "load-balancer"):
+        return None
+    return (f"sends to the {'ClusterIP' if spec.via == 'cluster-ip' else 'DNS name'} from outside the cluster; "
+            "this machine, the outside client here, has routes beyond the cluster, and svclab sends it nothing "
+            "but node and load-balancer addresses")
+
+
+def to_nodes(spec: "Spec") -> bool:
+    return spec.via == "node-port"
+
+
 EXAMPLE = """
 - id: every-node
   claim: C5
