@@ -65,6 +65,17 @@ what the platform brings):
 
   none      Nothing above: "no controller found: LoadBalancer Services will stay <pending>".
 
+Load-balancer addresses, from the LoadBalancer Services already served
+(status.loadBalancer.ingress): whether they are IP addresses or host names (a cloud's, like AWS's
+a1b2c3.elb.amazonaws.com), and their ipMode: "VIP" (or absent, as before Kubernetes 1.30): the
+nodes take traffic for the address themselves, so a packet keeps the client's address up to the
+node; "Proxy": a proxy in front terminates the connection, and the backend sees the proxy.
+
+    status: {loadBalancer: {ingress: [{ip: 172.18.255.200, ipMode: VIP}]}}
+    status: {loadBalancer: {ingress: [{hostname: a1b2c3.elb.amazonaws.com}]}}
+
+With no Service served yet there is nothing to tell ("none served yet").
+
 kube-proxy mode (Services are translated by kube-proxy, or by something that replaces it):
 
   - kube-proxy runs as the DaemonSet kube-system/kube-proxy (kubeadm, kind, most clouds) or as
@@ -141,6 +152,21 @@ class Detected:
     nodes: int
     zones: tuple[str, ...]
     distribution: str         # "kind", "k3s", "rke2", "kubeadm", "eks", "gke", "aks" or "unknown"
+    address_kinds: tuple[str, ...] = ()   # of the served LoadBalancer Services' addresses: "ip", "hostname"
+    ip_modes: tuple[str, ...] = ()        # their ipModes: "VIP" (absent counts as VIP), "Proxy"
+    served: int = 0                       # how many LoadBalancer Services had an address
+
+    @property
+    def proxied(self) -> bool:
+        """Whether a proxy stands in front of the load-balancer addresses (ipMode Proxy)."""
+        return "Proxy" in self.ip_modes
+
+    @property
+    def addresses_detail(self) -> str:
+        if not self.served:
+            return "none served yet"
+        kinds = " and ".join({"ip": "IP addresses", "hostname": "host names"}[k] for k in self.address_kinds)
+        return f"{kinds}, ipMode {' and '.join(self.ip_modes)} ({self.served} Service{'s' if self.served > 1 else ''})"
 
     @property
     def translates_services(self) -> bool:
@@ -154,13 +180,14 @@ class Detected:
         return [f"load balancer: {self.load_balancer_detail}",
                 f"Service translation: {self.kube_proxy_detail}",
                 f"distribution: {self.distribution}" + (f" (cloud {self.cloud})" if self.cloud else ""),
+                f"load-balancer addresses: {self.addresses_detail}",
                 f"nodes: {self.nodes}{zones}",
                 f"ingress classes: {', '.join(self.ingress_classes) or 'none'}",
                 f"gateway classes: {', '.join(self.gateway_classes) or 'none'}"]
 
     def as_dict(self) -> dict[str, Any]:
         found = dataclasses.asdict(self)
-        for key in ("ingress_classes", "gateway_classes", "zones"):
+        for key in ("ingress_classes", "gateway_classes", "zones", "address_kinds", "ip_modes"):
             found[key] = list(found[key])
         found["translates_services"] = self.translates_services
         return found
@@ -416,6 +443,18 @@ def _ingress(service: dict) -> list[dict]:
     return ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
 
 
+def addresses_of(facts: dict) -> tuple[tuple[str, ...], tuple[str, ...], int]:
+    """(address kinds, ipModes, Services with an address) of the served LoadBalancer Services."""
+    kinds, modes, served = set(), set(), 0
+    for svc in facts.get("load_balancer_services") or []:
+        entries = [i for i in _ingress(svc) if i.get("ip") or i.get("hostname")]
+        served += 1 if entries else 0
+        for entry in entries:
+            kinds.add("ip" if entry.get("ip") else "hostname")
+            modes.add(entry.get("ipMode") or "VIP")
+    return tuple(sorted(kinds)), tuple(sorted(modes, key=lambda mode: (mode != "VIP", mode))), served
+
+
 def _cloud_provider_kind(facts: dict, cloud: str | None) -> str | None:
     if cloud != "kind":
         return None
@@ -537,4 +576,5 @@ def judge(facts: dict) -> Detected:
         kube_proxy_mode=mode, kube_proxy_detail=proxy_detail, proxy_replacement=replacement,
         ingress_classes=tuple(sorted(_name(c) for c in facts.get("ingress_classes") or [])),
         gateway_classes=tuple(sorted(_name(c) for c in facts.get("gateway_classes") or [])),
-        nodes=len(nodes), zones=zones_of(nodes), distribution=distribution)
+        nodes=len(nodes), zones=zones_of(nodes), distribution=distribution,
+        **dict(zip(("address_kinds", "ip_modes", "served"), addresses_of(facts))))

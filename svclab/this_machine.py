@@ -12,7 +12,9 @@ What it can and cannot show:
     every node listens on), so that NodePort probes are skipped with the reason ("timed out":
     private nodes behind a cloud's network) rather than failing;
   - the source address a backend sees from it is the one this machine's kernel picks for the
-    route to the nodes (`reach` reads it from its own connected socket).
+    route to the nodes (`reach` reads it from its own connected socket);
+  - a load balancer that hands out a host name (AWS's a1b2c3.elb.amazonaws.com) is reached at
+    what this machine's resolver gives for it (`ThisMachine.resolve`), and only there.
 
 Proxies from the environment (HTTP_PROXY) are ignored: a request meant for a node must go to it.
 """
@@ -30,6 +32,7 @@ __all__ = ["ThisMachine", "Reach", "reach", "KUBELET_PORT", "failure_reason"]
 
 KUBELET_PORT = 10250
 REACH_TIMEOUT = 3.0
+RESOLVE_TIMEOUT = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,8 +100,25 @@ class ThisMachine:
 
     kind = "this machine"
 
-    def __init__(self, source: str):
+    def __init__(self, source: str, *, getaddrinfo=socket.getaddrinfo):
         self.source = source
+        self.resolved: dict[str, list[str]] = {}   # host name -> the IPv4 addresses it was resolved to here
+        self._getaddrinfo = getaddrinfo
+
+    def resolve(self, name: str, *, timeout: float = RESOLVE_TIMEOUT) -> list[str]:
+        """The IPv4 addresses this machine's resolver gives for NAME (a load balancer's host name),
+        within TIMEOUT; remembered, so that only they may be sent to (probes.traffic)."""
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            lookup = pool.submit(self._getaddrinfo, name, None, socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                answers = lookup.result(timeout=timeout)
+            except concurrent.futures.TimeoutError:
+                raise SvclabError(f"{name} did not resolve within {timeout:g}s on this machine") from None
+            except OSError as e:
+                raise SvclabError(f"{name} does not resolve on this machine ({failure_reason(e)})") from None
+        addresses = sorted({info[4][0] for info in answers})
+        self.resolved[name] = addresses
+        return addresses
 
     def dial(self, url: str, *, tries: int, timeout: float, headers: Sequence[str] = (),
              http_errors_fail: bool = False) -> dict[str, list[str]]:

@@ -23,8 +23,8 @@ from ..outside import dial_script, parse_dial
 from ..this_machine import ThisMachine
 from .base import HOST_NAME
 
-__all__ = ["field", "service", "node_port", "external_ip", "lb_allocation_failure", "wait_external_ip", "outside_run",
-           "outside_dial", "outside_get", "outside_status", "from_this_machine", "this_machine_address", "lab_address",
+__all__ = ["field", "service", "node_port", "external_ip", "external_hostname", "lb_allocation_failure", "wait_external_ip", "outside_run",
+           "outside_dial", "outside_get", "outside_status", "is_this_machine", "this_machine_address", "lab_address",
            "dial", "lab_client", "arp_holder", "CLUSTER_NETWORKS", "CLIENT_LABEL"]
 
 # Pods of a lab that make requests rather than answer them (a client pinned to a node): labelled
@@ -105,12 +105,20 @@ def _time(text: str | None) -> datetime.datetime | None:
         return None
 
 
-def wait_external_ip(ctx, name: str, timeout: float) -> str | None:
-    """The Service's external address, waited for; an error as soon as the implementation says it
+def external_hostname(svc: dict[str, Any]) -> str | None:
+    for ingress in field(svc, "status.loadBalancer.ingress") or []:
+        if ingress.get("hostname"):
+            return ingress["hostname"]
+    return None
+
+
+def wait_external_ip(ctx, name: str, timeout: float, *, hostnames: bool = False) -> str | None:
+    """The Service's external address, waited for (HOSTNAMES: a host name counts, where the
+    implementation gives one instead of an IP); an error as soon as the implementation says it
     cannot give one (an exhausted pool), rather than at the deadline."""
     def observe():
         svc = service(ctx, name)
-        meta, ip = svc["metadata"], external_ip(svc)
+        meta, ip = svc["metadata"], external_ip(svc) or (external_hostname(svc) if hostnames else None)
         failure = None if ip else lb_allocation_failure(ctx.kube, meta["namespace"], meta["name"],
                                                         since=meta.get("creationTimestamp"))
         return ip, failure, f"{meta['namespace']}/{meta['name']}"
@@ -141,13 +149,13 @@ def outside_dial(ctx, host: str, port: int, request: str, tries: int, *, host_he
     if not _REQUEST.match(request) or (host_header is not None and not _HOSTNAME.match(host_header)):
         raise UsageError(f"invalid host {host_header!r} or request {request!r} in a probe")
     sender = client or ctx.outside
-    host = this_machine_address(ctx, host) if from_this_machine(sender) else lab_address(ctx, host, also=also)
+    host = this_machine_address(ctx, host) if is_this_machine(sender) else lab_address(ctx, host, also=also)
     port = int(port)  # validated, with the host: they go into a command line
     timeout = ctx.settings.probe_timeout if timeout is None else timeout
     headers = (f"Host: {host_header}",) if host_header else ()
     url = f"http://{host}:{port}/{request}"
     # Behind an Ingress controller an HTTP error (404: no rule for that host yet) is not the backend.
-    if from_this_machine(sender):
+    if is_this_machine(sender):
         return sender.dial(url, tries=tries, timeout=timeout, headers=headers, http_errors_fail=bool(host_header))
     script = dial_script(url, tries=tries, timeout=timeout, headers=headers, http_errors_fail=bool(host_header))
     _, output = outside_run(ctx, script, timeout=tries * (timeout + 1), client=client)
@@ -156,7 +164,7 @@ def outside_dial(ctx, host: str, port: int, request: str, tries: int, *, host_he
 
 def outside_status(ctx, ip: str, port: int, *, timeout: float) -> tuple[int, str]:
     """(HTTP status, body) of one GET of http://IP:PORT/ from the outside client; status 0: no answer."""
-    if from_this_machine(ctx.outside):
+    if is_this_machine(ctx.outside):
         return ctx.outside.status(f"http://{this_machine_address(ctx, ip)}:{int(port)}/", timeout=timeout)
     ip = lab_address(ctx, ip)  # validated: it goes into a command line
     _, output = outside_run(ctx, f"curl -s -m {int(timeout)} -w '\\n%{{http_code}}' http://{ip}:{int(port)}/",
@@ -165,7 +173,7 @@ def outside_status(ctx, ip: str, port: int, *, timeout: float) -> tuple[int, str
     return (int(code) if code.strip().isdigit() else 0), body
 
 
-def from_this_machine(client) -> bool:
+def is_this_machine(client) -> bool:
     """Whether CLIENT is this machine itself (this_machine.ThisMachine), not a container of svclab's."""
     return isinstance(client, ThisMachine)
 
@@ -183,8 +191,9 @@ def this_machine_address(ctx, host: str) -> str:
         raise SvclabError(f"refusing to probe {host!r}: not an IPv4 address") from None
     if any(ip == node.ip for node in ctx.topology.nodes):
         return ip
-    given = {external_ip(svc) for namespace in (ctx.namespace, INGRESS_NAMESPACE)
-             for svc in ctx.kube.list("v1", "Service", namespace)}
+    services = [svc for namespace in (ctx.namespace, INGRESS_NAMESPACE) for svc in ctx.kube.list("v1", "Service", namespace)]
+    given = {external_ip(svc) for svc in services}
+    given |= {a for svc in services for a in ctx.outside.resolved.get(external_hostname(svc) or "", [])}
     if ip not in given:
         raise SvclabError(f"refusing to probe {ip} from this machine: neither a node's address nor a load-balancer "
                           f"address of the lab's Services")
@@ -245,7 +254,7 @@ def arp_holder(ctx, ip: str) -> str | None:
     answers for a load-balancer address on the wire."""
     from ..network import docker_client
 
-    if from_this_machine(ctx.outside):
+    if is_this_machine(ctx.outside):
         return None   # svclab reads no ARP table of this machine's
     ip = str(ipaddress.IPv4Address(ip))  # validated: it goes into a command line
     _, out = outside_run(ctx, f"ip neigh show {ip}", timeout=5)

@@ -210,6 +210,27 @@ def test_cloud_provider_kind_is_known_by_its_gateway_class_or_a_service_it_serve
     assert found.load_balancer == "cloud-provider-kind" and "demo/web" in found.load_balancer_detail
     # MetalLB installed by hand comes first, whatever else served the cluster once.
     assert detect.judge({**metallb_facts(), "load_balancer_services": [served]}).load_balancer == "metallb"
+    # Its Envoy proxies: the addresses are proxied, and say so.
+    assert found.proxied and found.addresses_detail == "IP addresses, ipMode Proxy (1 Service)"
+
+
+def test_load_balancer_addresses_ip_or_host_name_vip_or_proxy():
+    def lb(name, *ingress):
+        return {"metadata": {"name": name, "namespace": "demo"}, "spec": {"type": "LoadBalancer"},
+                "status": {"loadBalancer": {"ingress": list(ingress)}}}
+
+    found = detect.judge(metallb_facts())
+    assert (found.address_kinds, found.ip_modes, found.served) == ((), (), 0)
+    assert "load-balancer addresses: none served yet" in found.lines() and not found.proxied
+    elb = lb("web", {"hostname": "a1b2c3.elb.amazonaws.com"})
+    vip = lb("api", {"ip": "172.18.255.200", "ipMode": "VIP"})
+    pending = lb("queued")
+    found = detect.judge({**metallb_facts(), "load_balancer_services": [elb, vip, pending]})
+    assert (found.address_kinds, found.ip_modes, found.served) == (("hostname", "ip"), ("VIP",), 2)
+    assert found.addresses_detail == "host names and IP addresses, ipMode VIP (2 Services)"
+    assert not found.proxied   # a host name alone says nothing of a proxy (an NLB keeps the client)
+    data = found.as_dict()
+    assert data["address_kinds"] == ["hostname", "ip"] and data["ip_modes"] == ["VIP"]
 
 
 # ----------------------------------------------------------------------------- kube-proxy

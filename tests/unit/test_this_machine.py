@@ -4,6 +4,7 @@ plan skips because of it. The HTTP tests use a real server on loopback."""
 from __future__ import annotations
 
 import http.server
+import socket
 import threading
 import types
 
@@ -157,3 +158,52 @@ def test_the_outside_setting_and_what_it_picks(tmp_path):
         target.resolve(load_settings({"outside": "this-machine"}, env={}))
     chosen = target.resolve(load_settings({"kubeconfig": str(kubeconfig(tmp_path))}, env={"SVCLAB_OUTSIDE": "none"}))
     assert chosen.outside == "none"
+
+
+def hostname_ctx(services):
+    ctx = ctx_with(ThisMachine("127.0.0.1"), services=services)
+    ctx.topology = Topology([NodeInfo("n1", "127.0.0.2", None, True)], {}, client_ip="127.0.0.1", client_pod_ip="10.244.1.2")
+    by_name = {s["metadata"]["name"]: s for s in services}
+    ctx.kube.get = lambda api, kind, name, namespace=None: by_name.get(name)
+    ctx.settings.wait_timeout = 5
+    ctx.env = types.SimpleNamespace(provider=types.SimpleNamespace(expects_address=True))
+    return ctx
+
+
+def named_lb(name, hostname, port):
+    return {"metadata": {"name": name, "namespace": "svclab-lab", "creationTimestamp": "2026-12-03T00:00:00Z"},
+            "spec": {"type": "LoadBalancer", "ports": [{"port": port}]},
+            "status": {"loadBalancer": {"ingress": [{"hostname": hostname}]}}}
+
+
+def test_a_load_balancer_host_name_is_resolved_here_and_only_its_addresses_are_sent_to(server):
+    from svclab.probes.kinds import http
+
+    ctx = hostname_ctx([named_lb("echo", "localhost", server)])
+    spec = http.Spec.model_validate({"id": "lb", "claim": "C1", "path": "p", "kind": "http", "service": "echo",
+                                     "via": "load-balancer", "expect": {"answers": True}})
+    assert http.targets(ctx, spec) == [(f"load balancer localhost (127.0.0.1)", "127.0.0.1", server)]
+    assert ctx.outside.resolved == {"localhost": ["127.0.0.1"]}
+    assert outside_dial(ctx, "127.0.0.1", server, "hostname", 1)["responses"] == ["hostname host=127.0.0.1:%d close=close" % server]
+    with pytest.raises(SvclabError, match="neither a node's address"):
+        outside_dial(ctx, "127.0.0.3", server, "hostname", 1)
+    ctx.outside = object()   # svclab's container client: it cannot resolve a cloud's name
+    with pytest.raises(SvclabError, match="only this machine can resolve"):
+        http.targets(ctx, spec)
+
+
+def test_a_name_that_does_not_resolve_is_one_line():
+    def refuse(*args):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    with pytest.raises(SvclabError, match=r"^a1b2c3.elb.example does not resolve on this machine \(name or service not known\)$"):
+        ThisMachine("127.0.0.1", getaddrinfo=refuse).resolve("a1b2c3.elb.example")
+
+
+def test_a_proxied_load_balancer_skips_the_source_checks_through_its_address():
+    proxied = types.SimpleNamespace(translates_services=True, kube_proxy_detail="kube-proxy, iptables", proxied=True)
+    runnable, skipped = plan.plan([labs.load_lab("traffic-policy")],
+                                  types.SimpleNamespace(detected=proxied, outside="container", installs=()))
+    assert {s.probe for s in skipped} == {"cluster-policy-lb-hides-client", "local-policy-lb-keeps-client"}
+    assert all("ipMode Proxy" in s.reason for s in skipped)
+    assert any(p.id == "local-policy-keeps-client" for lab in runnable for p in lab.probes)

@@ -3,6 +3,7 @@ nodePort, or its load-balancer address (optionally with a Host header, for Ingre
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -10,7 +11,7 @@ from pydantic import Field, model_validator
 
 from ...errors import SvclabError
 from ..base import HOST_NAME, NAME, Expectation, Observation, Prediction, ProbeSpec, Topology
-from ..traffic import arp_holder, dial, lab_client, outside_dial, service, wait_external_ip
+from ..traffic import arp_holder, dial, is_this_machine, lab_client, outside_dial, service, wait_external_ip
 
 
 
@@ -131,8 +132,24 @@ def targets(ctx, spec: Spec) -> list[tuple[str, str, int]]:
                 if spec.nodes == "all" or (spec.nodes == "backend") == (n.name in backend_nodes)]
     # Without an implementation no address will come: do not wait the full deadline for it.
     timeout = ctx.settings.wait_timeout if ctx.env.provider.expects_address else 3
-    ip = wait_external_ip(ctx, spec.service, timeout)
-    return [(f"load balancer {ip}", ip, port_spec["port"])] if ip else []
+    address = wait_external_ip(ctx, spec.service, timeout, hostnames=True)
+    if not address or _is_ip(address):
+        return [(f"load balancer {address}", address, port_spec["port"])] if address else []
+    # A host name (a cloud's load balancer): only this machine resolves it; svclab's container
+    # client has no resolver for names outside the cluster, and no route beyond its network.
+    if not is_this_machine(ctx.outside) or spec.from_ != "outside":
+        raise SvclabError(f"Service {spec.service}'s load-balancer address is the host name {address}, which only "
+                          "this machine can resolve", hint="run with --outside this-machine")
+    first = ctx.outside.resolve(address)[0]
+    return [(f"load balancer {address} ({first})", first, port_spec["port"])]
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
 
 
 def observe(ctx, spec: Spec) -> Observation:
