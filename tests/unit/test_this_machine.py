@@ -182,7 +182,7 @@ def test_a_load_balancer_host_name_is_resolved_here_and_only_its_addresses_are_s
     ctx = hostname_ctx([named_lb("echo", "localhost", server)])
     spec = http.Spec.model_validate({"id": "lb", "claim": "C1", "path": "p", "kind": "http", "service": "echo",
                                      "via": "load-balancer", "expect": {"answers": True}})
-    assert http.targets(ctx, spec) == [(f"load balancer localhost (127.0.0.1)", "127.0.0.1", server)]
+    assert http.targets(ctx, spec) == [("load balancer localhost (127.0.0.1)", "127.0.0.1", server)]
     assert ctx.outside.resolved == {"localhost": ["127.0.0.1"]}
     assert outside_dial(ctx, "127.0.0.1", server, "hostname", 1)["responses"] == ["hostname host=127.0.0.1:%d close=close" % server]
     with pytest.raises(SvclabError, match="neither a node's address"):
