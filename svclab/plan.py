@@ -74,7 +74,7 @@ def probe_reason(spec, target) -> str | None:
     if uses_own_ingress(spec) and "traefik" not in target.installs:
         return ("probes the Ingress controller svclab installs on its own clusters (svclab-traefik), which is not "
                 "here (--install traefik brings it for the run)")
-    if getattr(target.detected, "proxied", False) and getattr(spec, "via", None) == "load-balancer" \
+    if target.detected.proxied and getattr(spec, "via", None) == "load-balancer" \
             and getattr(spec.expect, "source", None):
         return ("checks the source address behind the load-balancer address, and a proxy stands in front of those "
                 "here (ipMode Proxy): the backend sees the proxy's address, whatever the policy")

@@ -124,34 +124,24 @@ class ThisMachine:
              http_errors_fail: bool = False) -> dict[str, list[str]]:
         """TRIES GETs of URL (its address already checked by the caller), each within TIMEOUT;
         HTTP_ERRORS_FAIL: a status of 400 or more counts as a failed try."""
-        import requests
-
-        fields = dict(h.split(": ", 1) for h in headers)
         responses, errors = [], []
         for _ in range(int(tries)):
-            with requests.Session() as session:
-                session.trust_env = False   # no proxy from the environment: the request goes to the node
-                try:
-                    answer = session.get(url, timeout=(timeout, timeout), allow_redirects=False,
-                                         headers={"Connection": "close", **fields})
-                except requests.RequestException as e:
-                    errors.append(f"{url}: {failure_reason(_cause(e))}")
-                    continue
-            if http_errors_fail and answer.status_code >= 400:
-                errors.append(f"{url}: HTTP {answer.status_code}")
+            code, text = self.status(url, timeout=timeout, headers=headers)
+            if not code or (http_errors_fail and code >= 400):
+                errors.append(f"{url}: {text if not code else f'HTTP {code}'}")
             else:
-                responses.append(answer.text.strip())
+                responses.append(text.strip())
         return {"responses": responses, "errors": errors}
 
-    def status(self, url: str, *, timeout: float) -> tuple[int, str]:
-        """(HTTP status, body) of one GET of URL; (0, why) when nothing answered."""
+    def status(self, url: str, *, timeout: float, headers: Sequence[str] = ()) -> tuple[int, str]:
+        """(HTTP status, body) of one GET of URL on a new connection; (0, why) when nothing answered."""
         import requests
 
         with requests.Session() as session:
-            session.trust_env = False
+            session.trust_env = False   # no proxy from the environment: the request goes to the node
             try:
                 answer = session.get(url, timeout=(timeout, timeout), allow_redirects=False,
-                                     headers={"Connection": "close"})
+                                     headers={"Connection": "close", **dict(h.split(": ", 1) for h in headers)})
             except requests.RequestException as e:
                 return 0, failure_reason(_cause(e))
         return answer.status_code, answer.text

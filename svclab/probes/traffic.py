@@ -23,8 +23,8 @@ from ..outside import dial_script, parse_dial
 from ..this_machine import ThisMachine
 from .base import HOST_NAME
 
-__all__ = ["field", "service", "node_port", "external_ip", "external_hostname", "lb_allocation_failure", "wait_external_ip", "outside_run",
-           "outside_dial", "outside_get", "outside_status", "is_this_machine", "this_machine_address", "lab_address",
+__all__ = ["field", "service", "node_port", "external_ip", "external_hostname", "lb_allocation_failure",
+           "wait_external_ip", "outside_run", "outside_dial", "outside_get", "outside_status", "is_this_machine", "this_machine_address", "lab_address",
            "dial", "lab_client", "arp_holder", "CLUSTER_NETWORKS", "CLIENT_LABEL"]
 
 # Pods of a lab that make requests rather than answer them (a client pinned to a node): labelled

@@ -75,7 +75,7 @@ def test_backends_are_pinned_by_hostname_not_by_svclab_s_node_label():
     assert text.count("their-worker") >= 2
 
 
-FOUND = types.SimpleNamespace(translates_services=True, kube_proxy_detail="kube-proxy, iptables")
+FOUND = types.SimpleNamespace(translates_services=True, kube_proxy_detail="kube-proxy, iptables", proxied=False)
 
 
 def test_what_a_target_cannot_show_is_skipped_with_its_reason():
@@ -113,7 +113,7 @@ def test_without_an_outside_client_or_service_translation_whole_groups_skip_once
     runnable, skipped = plan.plan([lb], types.SimpleNamespace(detected=FOUND, outside="", installs=()))
     assert skipped and all("outside client" in s.reason for s in skipped)
     assert all(not __import__("svclab").probes.uses_outside(p) for lab in runnable for p in lab.probes)
-    dead = types.SimpleNamespace(translates_services=False, kube_proxy_detail="no kube-proxy DaemonSet")
+    dead = types.SimpleNamespace(translates_services=False, kube_proxy_detail="no kube-proxy DaemonSet", proxied=False)
     runnable, skipped = plan.plan([lb, labs.load_lab("clusterip")], types.SimpleNamespace(detected=dead, outside="container", installs=()))
     assert runnable == [] and {s.reason for s in skipped} == {"nothing translates Services on this cluster "
                                                                "(no kube-proxy DaemonSet)"}

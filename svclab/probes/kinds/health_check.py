@@ -51,13 +51,12 @@ def observe(ctx, spec: Spec) -> Observation:
     port = int(port)
     codes, evidence = {}, []
     for node in ctx.topology.nodes:
-        ip = node.ip
-        codes[node.name], body = outside_status(ctx, ip, port, timeout=ctx.settings.probe_timeout)
+        codes[node.name], body = outside_status(ctx, node.ip, port, timeout=ctx.settings.probe_timeout)
         try:
             local = json.loads(body).get("localEndpoints")
         except ValueError:
             local = None
-        evidence.append(f"{node.name} {ip}:{port} → HTTP {codes[node.name] or 'no answer'}"
+        evidence.append(f"{node.name} {node.ip}:{port} → HTTP {codes[node.name] or 'no answer'}"
                         + (f", localEndpoints={local}" if local is not None else ""))
     return Observation(summary(codes), evidence, {"codes": codes, "backend_nodes": ctx.topology.backend_nodes})
 
