@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import urllib3
 import yaml
-from kubernetes import config
+from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
@@ -122,7 +122,14 @@ class Kube:
     def __init__(self, kubeconfig: Path, *, context: str | None = None, cache_dir: Path | None = None):
         self.kubeconfig = kubeconfig
         self.cache_dir = cache_dir or kubeconfig.parent
-        self.api = config.new_client_from_config(config_file=str(kubeconfig), context=context or None)
+        # A kubeconfig's embedded certificates and key become files for the TLS library; the
+        # kubernetes client removes them at exit, but a killed process leaves them behind: in
+        # svclab's cluster folder, not the machine's temporary folder.
+        configuration = client.Configuration()
+        config.load_kube_config(config_file=str(kubeconfig), context=context or None,
+                                client_configuration=configuration,
+                                temp_file_path=str(self.cache_dir / "credentials"))
+        self.api = client.ApiClient(configuration=configuration)
         # The API server names the manager of a write that is not an apply after the User-Agent
         # (up to its '/'): every write of svclab's then shows as FIELD_MANAGER's in managedFields.
         self.api.user_agent = f"{FIELD_MANAGER}/{__version__}"

@@ -191,12 +191,12 @@ def dial_script(url: str, *, tries: int, timeout: float, headers: tuple[str, ...
     # curl's own message for a failed connection is generic ("Couldn't connect to server"); its
     # verbose log, printed only for a failed try (after 0x1d), has the reason the kernel gave
     # ("Network is unreachable": no route; "Connection refused": nothing listens). The image may
-    # have no cat: the shell reads the log itself. One log per session ($$).
+    # have no cat: the shell reads the log itself. One log per session ($$), gone after the tries.
     log = "/tmp/svclab-curl-$$"
     return (f"i=0; while [ $i -lt {int(tries)} ]; do i=$((i+1)); "
             f"curl {options} -v --stderr {log} -m {timeout:g} -H 'Connection: close'{header_args} '{url}'; s=$?; "
             f"if [ $s -ne 0 ]; then printf '{_VERBOSE}'; while IFS= read -r line; do printf '%s\\n' \"$line\"; "
-            f"done < {log}; fi; printf '{_TRY_END}%s\\n' $s; done")
+            f"done < {log}; fi; printf '{_TRY_END}%s\\n' $s; done; rm -f {log} 2>/dev/null || :")
 
 
 _TRY = re.compile(_TRY_END + r"(\d+)\n")

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from ..errors import SvclabError
 
-__all__ = ["cut_off", "isolate", "node_container", "reconnect", "spare_node", "OUTAGE_TABLE"]
+__all__ = ["cut_off", "freeze", "isolate", "node_container", "reconnect", "spare_node", "OUTAGE_TABLE"]
 
 ISOLATE_NODE = """
 table inet svclab_outage {
@@ -26,6 +26,7 @@ table arp svclab_outage {
 """
 RECONNECT_NODE = "delete table inet svclab_outage\ndelete table arp svclab_outage\n"
 OUTAGE_TABLE = "svclab_outage"   # the nft tables' name: a node that has them is cut off
+FREEZE_ATTEMPTS = 5
 
 
 def isolate(container):
@@ -36,6 +37,29 @@ def isolate(container):
 def reconnect(container) -> None:
     """Puts the node CONTAINER back on its network (nothing happens to one that is not cut off)."""
     container.exec_run(["sh", "-c", f"printf '{RECONNECT_NODE}' | nft -f -"])
+
+
+def freeze(container, attempts: int = FREEZE_ATTEMPTS) -> None:
+    """Pauses the node CONTAINER (every process in it stops, as on a hung machine).
+
+    On cgroup v1 the kernel's freezer can give up while the container's processes keep forking
+    (runc then thaws it again and says "unable to freeze"); a busy node is frozen on a later try.
+    Any other refusal, or that one ATTEMPTS times, is told in one line."""
+    from docker.errors import APIError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            container.pause()
+            return
+        except APIError as exc:
+            if "unable to freeze" not in str(exc):
+                raise SvclabError(f"could not freeze node {container.name}: {exc.explanation or exc}") from exc
+            container.reload()
+            if container.status == "paused":
+                return
+            if attempt == attempts:
+                raise SvclabError(f"could not freeze node {container.name}: the kernel's freezer gave up "
+                                  f"{attempts} times while its processes kept starting") from exc
 
 
 def node_container(ctx, node: str):
@@ -63,20 +87,20 @@ def spare_node(ctx) -> str:
 
 
 @contextlib.contextmanager
-def cut_off(ctx, node: str, *, freeze: bool = False) -> Iterator[None]:
-    """NODE cut off its network (and frozen, with FREEZE) for the block; put back afterwards, and
+def cut_off(ctx, node: str, *, frozen: bool = False) -> Iterator[None]:
+    """NODE cut off its network (and frozen, with FROZEN) for the block; put back afterwards, and
     the cluster's nodes Ready again before the block's caller goes on."""
     container = node_container(ctx, node)
     result = isolate(container)
     if result.exit_code != 0:
         raise SvclabError(f"could not cut {node} off the network: {result.output.decode().strip()[:200]}")
     try:
-        if freeze:
-            container.pause()
+        if frozen:
+            freeze(container)
         try:
             yield
         finally:
-            if freeze:
+            if frozen:
                 container.unpause()
     finally:
         reconnect(container)

@@ -2,6 +2,7 @@
 output the way Docker's attach stream does, and the dial script run by that shell against a
 real HTTP server on loopback."""
 
+import glob
 import http.server
 import socket
 import struct
@@ -171,6 +172,7 @@ def _run(script: str) -> str:
 
 
 def test_dial_script_counts_answers_and_errors(echo_server):
+    logs_before = set(glob.glob("/tmp/svclab-curl-*"))
     url = f"http://127.0.0.1:{echo_server}/hostname"
     got = parse_dial(_run(dial_script(url, tries=3, timeout=2, headers=("Host: a.shops.svclab.test",))))
     assert got == {"responses": ["a.shops.svclab.test close"] * 3, "errors": []}
@@ -179,6 +181,7 @@ def test_dial_script_counts_answers_and_errors(echo_server):
     assert refused["responses"] == [] and len(refused["errors"]) == 2
     assert refused["errors"][0].startswith("curl: (7) Failed to connect to 127.0.0.1 port 1")
     assert refused["errors"][0].endswith("(Connection refused)")   # the kernel's reason, from curl's verbose log
+    assert set(glob.glob("/tmp/svclab-curl-*")) == logs_before   # each script removes its curl log
 
 
 def test_dial_script_counts_http_errors_only_when_asked(echo_server):

@@ -73,7 +73,7 @@ def observe(ctx, spec: Spec) -> Observation:
         evidence.append(f"{provider.name} reports the address held by node {reported}")
     took = after = None
     attempts: list[dict[str, Any]] = []   # each: seconds after the cut, answered, the pod and its node
-    with cut_off(ctx, holder, freeze=True):
+    with cut_off(ctx, holder, frozen=True):
         evidence.append(f"cut {holder} off the network and froze it")
         started = time.monotonic()
         while time.monotonic() - started < within:
