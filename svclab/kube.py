@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -14,6 +15,7 @@ from typing import Any, TypeVar
 import urllib3
 import yaml
 from kubernetes import client, config
+from kubernetes.config import kube_config
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
@@ -100,6 +102,16 @@ def _apply_order(obj: dict[str, Any]) -> int:
     return _KIND_ORDER.index(kind) if kind in _KIND_ORDER else len(_KIND_ORDER)
 
 
+def _forget_removed_credentials() -> None:
+    """The kubernetes client writes a certificate once per process and reuses that file; one whose
+    folder has gone since (a target's state folder, removed after its run) is written again."""
+    written = getattr(kube_config, "_temp_files", None)
+    if isinstance(written, dict):
+        for content, path in list(written.items()):
+            if not os.path.exists(path):
+                del written[content]
+
+
 class Kube:
     """One cluster, reached through svclab's own kubeconfig file (or, for a cluster the user
     named, the user's file and CONTEXT in it, with the discovery cache in CACHE_DIR, svclab's).
@@ -125,6 +137,7 @@ class Kube:
         # A kubeconfig's embedded certificates and key become files for the TLS library; the
         # kubernetes client removes them at exit, but a killed process leaves them behind: in
         # svclab's cluster folder, not the machine's temporary folder.
+        _forget_removed_credentials()
         configuration = client.Configuration()
         config.load_kube_config(config_file=str(kubeconfig), context=context or None,
                                 client_configuration=configuration,
