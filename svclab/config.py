@@ -26,7 +26,7 @@ DEFAULT_WORKERS = 2
 KUBE_PROXY_MODES = ("iptables", "nftables", "ipvs")
 INGRESS_CONTROLLERS = ("traefik", "none")
 # What svclab installs on a cluster it did not make when asked (--install), for one run.
-INSTALLABLE = ("traefik",)
+INSTALLABLE = ("traefik", "metallb")
 # Who sends "from outside the cluster" on a cluster svclab did not make (target.connect): auto is a
 # container of svclab's where the nodes are containers of this machine's Docker, else this machine.
 OUTSIDE_CLIENTS = ("auto", "container", "this-machine", "none")

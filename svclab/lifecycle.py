@@ -59,19 +59,22 @@ def _shape(settings: Settings) -> dict:
     return {**shape_of(settings), "provider": settings.provider}
 
 
-def _carve(dc, settings: Settings) -> Pool:
+def carve(dc, settings: Settings, network_name: str | None = None) -> Pool:
+    """The cluster's block of load-balancer addresses on docker network NETWORK_NAME (default:
+    svclab's network), carved once and kept in the cluster's folder."""
+    name = network_name or settings.network
     path = settings.cluster_dir / "pool.json"
     pool = network.load_pool(path)
-    if pool and pool.network == settings.network and pool.addresses() and len(pool.addresses()) == settings.pool_size:
+    if pool and pool.network == name and pool.addresses() and len(pool.addresses()) == settings.pool_size:
         return pool
     # Two `up`s of different clusters at once: each carves only while it holds this lock, and
     # saves its pool before letting go, so the second sees the first's pool as taken.
     with _pools_lock(settings.state_dir):
-        subnet, gateway, used = network.network_facts(dc, settings.network)
+        subnet, gateway, used = network.network_facts(dc, name)
         pool = network.carve_pool(
-            network=settings.network, subnet=subnet, gateway=gateway, used=used, size=settings.pool_size,
-            taken=[*network.taken_pools(settings.state_dir, settings.network, except_cluster=settings.cluster_name),
-                   *network.pools_in_use(dc, settings.network, except_cluster=settings.cluster_name)],
+            network=name, subnet=subnet, gateway=gateway, used=used, size=settings.pool_size,
+            taken=[*network.taken_pools(settings.state_dir, name, except_cluster=settings.cluster_name),
+                   *network.pools_in_use(dc, name, except_cluster=settings.cluster_name)],
         )
         network.save_pool(path, pool)
     return pool
@@ -258,7 +261,7 @@ def _make(settings: Settings, provider: Provider, dc, kind: Kind, ui: UI, fresh:
             made = network.ensure_network(dc, settings.network)
         if made:
             undone_by(lambda: network.remove_network_if_unused(dc, settings.network))
-    pool = _carve(dc, settings)
+    pool = carve(dc, settings)
     if fresh:
         ui.step(f"creating kind cluster {settings.cluster_name} "
                 f"(1 control-plane + {settings.workers} workers{', image ' + settings.node_image if settings.node_image else ''})")

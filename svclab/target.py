@@ -33,10 +33,10 @@ from . import ingress, network, this_machine
 from .config import Settings, agnhost_image
 from .errors import PrerequisiteError, UsageError
 from .kube import Kube, api_error_message
-from .lifecycle import SYSTEM_NAMESPACE, install_client_pod
+from .lifecycle import SYSTEM_NAMESPACE, carve, install_client_pod
 from .network import Pool
 from .outside import OutsideClient
-from .providers import get_provider
+from .providers import get_provider, metallb
 from .ui import UI
 
 __all__ = ["Target", "Visit", "connect", "resolve", "backend_node", "pin_backends", "target_name", "leave"]
@@ -91,7 +91,7 @@ def resolve(settings: Settings) -> Settings:
     if settings.targets_own_cluster:
         if settings.installs:
             raise UsageError("--install is for a cluster svclab did not make; svclab's own clusters have "
-                             "Traefik already", hint="drop --install, or name that cluster with --kubeconfig/--context")
+                             "their provider and Traefik already", hint="drop --install, or name that cluster with --kubeconfig/--context")
         if settings.given("outside"):
             raise UsageError("--outside is for a cluster svclab did not make; on svclab's own clusters the outside "
                              "client is its container", hint="drop --outside, or name that cluster with --kubeconfig/--context")
@@ -252,6 +252,14 @@ def connect(settings: Settings, ui: UI):
     dc = network.docker_client()
     on_docker = _docker_network(dc, node_ips)
     kind = outside_kind(settings.outside, on_docker is not None)
+    metallb_pool = None
+    if "metallb" in settings.installs:
+        if refusal := metallb.install_refusal(found.load_balancer, found.load_balancer_detail,
+                                              _namespace_owner(kube, metallb.NAMESPACE), on_docker and on_docker[0]):
+            forget(settings)
+            raise PrerequisiteError(refusal, hint="drop --install metallb (svclab detects what the cluster has)")
+        metallb_pool = carve(dc, settings, on_docker[0])
+        ui.step(f"MetalLB for this run (--install metallb): pool {metallb_pool.range} on docker network {on_docker[0]}")
     client, pool, unreachable = None, None, ()
     if kind == "container":
         name, subnet = on_docker
@@ -271,12 +279,23 @@ def connect(settings: Settings, ui: UI):
             pool = Pool(network=on_docker[0], subnet=on_docker[1], client_ip=reached.source, first=first, last=last)
         else:
             pool = dataclasses.replace(_no_outside_pool(node_ips), client_ip=reached.source)
+    if metallb_pool:   # its addresses, and the outside client's address as it is
+        pool = dataclasses.replace(metallb_pool, client_ip=pool.client_ip if pool else "0.0.0.0")
     target = Target(context=settings.context, kubeconfig=settings.target_kubeconfig(), detected=found,
                     backend_node=backend_node(nodes), outside=kind,
                     docker_network=on_docker[0] if on_docker else None, installs=settings.installs,
                     unreachable=unreachable)
-    provider = provider_for(found)
+    provider = get_provider("metallb") if metallb_pool else provider_for(found)
     return Environment(settings, kube, pool or _no_outside_pool(node_ips), provider, client, ui, target=target)
+
+
+def _namespace_owner(kube: Kube, name: str) -> str | None:
+    """None where namespace NAME does not exist, 'svclab' where it carries svclab's label, else 'someone'."""
+    found = kube.get("v1", "Namespace", name)
+    if found is None:
+        return None
+    labels = found["metadata"].get("labels") or {}
+    return "svclab" if labels.get("app.kubernetes.io/managed-by") == "svclab" else "someone"
 
 
 def outside_kind(asked: str, nodes_on_docker: bool) -> str:
@@ -337,15 +356,20 @@ class Visit:
 
         self.env, self.namespaces = env, [*namespaces, SYSTEM_NAMESPACE]
         self.traefik = bool(namespaces) and "traefik" in env.settings.installs
+        self.metallb = bool(namespaces) and "metallb" in env.settings.installs
         if self.traefik:
             self.namespaces.append(ingress.NAMESPACE)
-        self.own = self._own_namespaces()
+        # MetalLB keeps its upstream namespace (its RBAC and webhooks name it), made by svclab here.
+        self.own = self._own_namespaces() | ({metallb.NAMESPACE} if self.metallb else set())
         self.before = census.take(env.kube, self.own)
         self.finished = False
         try:
             if namespaces:
                 install_client_pod(env)
-            if self.traefik:   # asked for by name (--install traefik), and removed with the labs
+            # Asked for by name (--install), and removed with the labs.
+            if self.metallb:
+                env.provider.install(env)
+            if self.traefik:
                 ingress.install(env)
         except BaseException:
             self.__exit__()   # nothing half-made stays
@@ -362,6 +386,8 @@ class Visit:
         removed = remove_namespaces(env.kube, self.namespaces, timeout=env.settings.wait_timeout)
         if self.traefik:
             removed += ingress.remove_cluster_scoped(env.kube)
+        if self.metallb:
+            removed += metallb.remove_from_target(env.kube, timeout=env.settings.wait_timeout)
         if env.target.outside == "container" and network.remove_client(network.docker_client(), env.settings.cluster_name):
             removed.append(network.client_container_name(env.settings.cluster_name))
         forget(env.settings)
@@ -431,7 +457,9 @@ def leave(settings: Settings, ui: UI) -> list[str]:
     kube = kube_for(settings)
     check_reachable(kube, settings)
     removed = remove_namespaces(kube, own_namespaces(kube), timeout=settings.wait_timeout)
-    removed += ingress.remove_cluster_scoped(kube)   # what --install traefik made, if a run was killed
+    # What --install made, if a run was killed before removing it.
+    removed += ingress.remove_cluster_scoped(kube)
+    removed += metallb.remove_from_target(kube, timeout=settings.wait_timeout)
     if network.remove_client(network.docker_client(), settings.cluster_name):
         removed.append(network.client_container_name(settings.cluster_name))
     forget(settings)

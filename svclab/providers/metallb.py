@@ -1,5 +1,7 @@
 """MetalLB in L2 mode: the pinned upstream manifest, then an IPAddressPool holding the addresses
-svclab carved from the cluster's docker network and an L2Advertisement for it."""
+svclab carved from the cluster's docker network and an L2Advertisement for it. On svclab's own
+clusters it comes with `up`; on a cluster svclab did not make, only with `--install metallb`, for
+one run (`install_refusal` says where it cannot, `remove_from_target` takes it away again)."""
 
 from __future__ import annotations
 
@@ -7,17 +9,28 @@ import base64
 import secrets
 import time
 
+from kubernetes.dynamic.exceptions import DynamicApiError
+
 from .. import render
 from ..config import pins
 from ..errors import SvclabError
 from ..kube import api_error_message, load_manifests, wait_until
 from ..mirror import fetch
 
-__all__ = ["MetalLB", "NAMESPACE", "POOL_NAME"]
+__all__ = ["MetalLB", "NAMESPACE", "POOL_NAME", "install_refusal", "remove_from_target"]
 
 NAMESPACE = "metallb-system"
 POOL_NAME = "svclab"
 MEMBERLIST_SECRET = "memberlist"   # the name the upstream manifest gives the speakers
+# What the upstream manifest makes outside its namespace (the webhook configuration apart), and
+# how its names are told apart from others' of the kind.
+WEBHOOK = ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration",
+           lambda name: name == "metallb-webhook-configuration")
+CLUSTER_SCOPED = (
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", lambda name: name.startswith(f"{NAMESPACE}:")),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", lambda name: name.startswith(f"{NAMESPACE}:")),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", lambda name: name.endswith(".metallb.io")),
+)
 
 
 class MetalLB:
@@ -112,3 +125,54 @@ class MetalLB:
         wait_until(f"MetalLB's controller to load pool {POOL_NAME}", lambda: self.pool_loaded(kube, ctx.pool),
                    timeout=timeout, interval=0.25, fail=lambda: kube.broken_pod_reason(NAMESPACE, since))
         kube.wait_daemonset(NAMESPACE, "speaker", timeout=timeout)
+
+
+def install_refusal(load_balancer: str, detail: str, namespace_owner: str | None, docker_network: str | None) -> str:
+    """Why `--install metallb` cannot go on a cluster svclab did not make ('' when it can):
+    LOAD_BALANCER is what detection found implementing LoadBalancer Services, NAMESPACE_OWNER
+    who made a namespace metallb-system there (None: there is none; 'svclab': a run of svclab's
+    that was killed), DOCKER_NETWORK the docker network of the nodes, where the pool is carved."""
+    if load_balancer != "none":
+        return f"--install metallb: this cluster already has {detail or load_balancer} for LoadBalancer Services"
+    if namespace_owner not in (None, "svclab"):
+        return f"--install metallb: namespace {NAMESPACE} exists already and is not svclab's"
+    if not docker_network:
+        return ("--install metallb carves its addresses from the nodes' docker network, "
+                "and these nodes are not containers of this machine's Docker")
+    return ""
+
+
+def remove_from_target(kube, *, timeout: float) -> list[str]:
+    """What `--install metallb` made on a cluster svclab did not make, each object only where it
+    carries svclab's label: the webhook configuration first (nothing then checks the deletes),
+    the namespace, then the cluster-scoped rest, waiting until the CRDs are gone. Returns
+    'Kind name' of each one removed."""
+    from ..kube import MANAGED_BY
+
+    removed = _delete_ours(kube, *WEBHOOK)
+    namespace = kube.get("v1", "Namespace", NAMESPACE)
+    if namespace is not None and MANAGED_BY.items() <= (namespace["metadata"].get("labels") or {}).items():
+        kube.delete_namespace(NAMESPACE, timeout=timeout)
+        removed.append(f"Namespace {NAMESPACE}")
+    for api_version, kind, is_metallbs in CLUSTER_SCOPED:
+        removed += _delete_ours(kube, api_version, kind, is_metallbs)
+    crds = [line.split(" ", 1)[1] for line in removed if line.startswith("CustomResourceDefinition ")]
+    wait_until("MetalLB's CRDs to be deleted",
+               lambda: all(kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name) is None for name in crds),
+               timeout=timeout)
+    return removed
+
+
+def _delete_ours(kube, api_version: str, kind: str, is_metallbs) -> list[str]:
+    from ..kube import MANAGED_BY
+
+    selector = ",".join(f"{key}={value}" for key, value in MANAGED_BY.items())
+    try:
+        listed = kube.list(api_version, kind, label_selector=selector)
+    except DynamicApiError as e:
+        if e.status == 403:   # a user who may not list them cannot have had svclab make them
+            return []
+        raise
+    found = [obj for obj in listed if is_metallbs(obj["metadata"]["name"])]
+    kube.delete(found)
+    return [f"{kind} {obj['metadata']['name']}" for obj in found]

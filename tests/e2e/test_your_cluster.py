@@ -76,8 +76,10 @@ class PlainKind:
         text = fetch(pin["manifest_url"], pin["manifest_sha256"], cache_dir=settings.cache_dir, mirror=settings.mirror)
         objects = render.patch(load_manifests(text.decode()), "pull-if-not-present")
         self.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(objects))
-        self.kubectl("-n", "metallb-system", "create", "secret", "generic", "memberlist",
-                     "--from-literal=secretkey=" + os.urandom(16).hex())
+        # MetalLB's controller makes this secret itself once it runs: whichever comes first stays.
+        made = self.kubectl("-n", "metallb-system", "create", "secret", "generic", "memberlist",
+                            "--from-literal=secretkey=" + os.urandom(16).hex(), check=False)
+        assert made.returncode == 0 or "AlreadyExists" in made.stderr, made.stderr
         self.kubectl("-n", "metallb-system", "rollout", "status", "deployment/controller", "--timeout=240s")
         top = self.subnet().broadcast_address
         first, last = top - 30, top - 1
@@ -94,6 +96,11 @@ class PlainKind:
         assert proc.returncode == 0, proc.stderr
         self.kubectl("-n", "metallb-system", "rollout", "status", "daemonset/speaker", "--timeout=240s")
         return f"{first}-{last}"
+
+    def has_metallb(self) -> bool:
+        """Whether MetalLB with the pool of install_metallb is there (a failed install may have left
+        MetalLB without its pool)."""
+        return self.kubectl("-n", "metallb-system", "get", "ipaddresspool", "plain", check=False).returncode == 0
 
     def namespaces(self) -> list[str]:
         return sorted(self.kubectl("get", "namespaces", "-o", "name").stdout.split())
@@ -187,8 +194,38 @@ def test_a_lab_that_differs_leaves_diagnostics_taken_before_the_clean_up(plain, 
     assert plain.namespaces() == before
 
 
+def test_metallb_installed_for_one_run_and_taken_away(plain, tmp_path):
+    """--install metallb where nothing implements LoadBalancer: a pool carved from the nodes'
+    docker network, the load-balancer probes expect addresses from it, and afterwards MetalLB is
+    gone (namespace, CRDs, RBAC, webhook) and the census says nothing else changed."""
+    before = plain.namespaces()
+    proc, data = lab_all(plain, tmp_path, "--install", "metallb", "--test", "loadbalancer,traffic-policy")
+    results = checked(proc, data)
+    assert data["target"]["detected"]["load_balancer"] == "none" and data["provider"] == "metallb"
+    (line,) = [x for x in proc.stderr.splitlines() if "--install metallb" in x]
+    first, last = (ipaddress.ip_address(a) for a in line.split("pool ")[1].split(" ")[0].split("-"))
+    assert ipaddress.ip_address(first) in plain.subnet(), line
+    ip = ipaddress.ip_address(results["loadbalancer/external-address"]["facts"]["value"])
+    assert first <= ip <= last, (ip, line)
+    assert results["loadbalancer/port-80-at-external-address"]["passed"]
+    assert results["traffic-policy/local-policy-lb-keeps-client"]["passed"]
+    assert results["svclab/nothing-else-changed"]["passed"]
+    assert plain.namespaces() == before
+    crds = plain.kubectl("get", "crd", "-o", "name").stdout
+    assert "metallb.io" not in crds, crds
+    for kind, name in (("clusterrole", "metallb-system:controller"), ("clusterrolebinding", "metallb-system:speaker"),
+                       ("validatingwebhookconfiguration", "metallb-webhook-configuration")):
+        assert "NotFound" in plain.kubectl("get", kind, name, check=False).stderr, (kind, name)
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "svclab" / "clusters"
+    assert not (state / f"target-kind-{PLAIN}").exists()   # its pool.json went with it
+
+
 def test_the_same_cluster_with_metallb_installed_by_hand(plain, tmp_path):
     pool = plain.install_metallb()
+    # svclab installs MetalLB only where nothing implements LoadBalancer yet: one line, nothing made.
+    refused = svclab("lab.loadbalancer", "--kubeconfig", str(plain.kubeconfig), "--install", "metallb", check=False)
+    assert refused.returncode == 3 and "this cluster already has MetalLB" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
     proc, data = lab_all(plain, tmp_path, "--install", "traefik")
     results = checked(proc, data)
     # svclab's Traefik, asked for by name, served the Ingress probes, and went with the labs.
@@ -217,7 +254,7 @@ def test_this_machine_as_the_outside_client(plain, tmp_path):
     nodes and to the lab's load-balancer addresses (here on the test's own docker network), and
     starts no client container. The source a backend sees under Local is this machine's address on
     the route to the nodes: the network's gateway."""
-    if "metallb-system" not in " ".join(plain.namespaces()):
+    if not plain.has_metallb():
         plain.install_metallb()
     proc, data = lab_all(plain, tmp_path, "--outside", "this-machine",
                          "--test", "clusterip,nodeport,loadbalancer,traffic-policy,tcp-udp")
