@@ -79,7 +79,7 @@ class PlainKind:
         # MetalLB's controller makes this secret itself once it runs: whichever comes first stays.
         made = self.kubectl("-n", "metallb-system", "create", "secret", "generic", "memberlist",
                             "--from-literal=secretkey=" + os.urandom(16).hex(), check=False)
-        assert made.returncode == 0 or "AlreadyExists" in made.stderr, made.stderr
+        assert made.returncode == 0 or "already exists" in made.stderr, made.stderr
         self.kubectl("-n", "metallb-system", "rollout", "status", "deployment/controller", "--timeout=240s")
         top = self.subnet().broadcast_address
         first, last = top - 30, top - 1
