@@ -39,8 +39,9 @@ def reconnect(container) -> None:
     container.exec_run(["sh", "-c", f"printf '{RECONNECT_NODE}' | nft -f -"])
 
 
-def freeze(container, attempts: int = FREEZE_ATTEMPTS) -> None:
-    """Pauses the node CONTAINER (every process in it stops, as on a hung machine).
+def freeze(container, attempts: int = FREEZE_ATTEMPTS) -> int:
+    """Pauses the node CONTAINER (every process in it stops, as on a hung machine); returns the
+    number of tries it took.
 
     On cgroup v1 the kernel's freezer can give up while the container's processes keep forking
     (runc then thaws it again and says "unable to freeze"); a busy node is frozen on a later try.
@@ -50,13 +51,13 @@ def freeze(container, attempts: int = FREEZE_ATTEMPTS) -> None:
     for attempt in range(1, attempts + 1):
         try:
             container.pause()
-            return
+            return attempt
         except APIError as exc:
             if "unable to freeze" not in str(exc):
                 raise SvclabError(f"could not freeze node {container.name}: {exc.explanation or exc}") from exc
             container.reload()
             if container.status == "paused":
-                return
+                return attempt
             if attempt == attempts:
                 raise SvclabError(f"could not freeze node {container.name}: the kernel's freezer gave up "
                                   f"{attempts} times while its processes kept starting") from exc
@@ -87,18 +88,18 @@ def spare_node(ctx) -> str:
 
 
 @contextlib.contextmanager
-def cut_off(ctx, node: str, *, frozen: bool = False) -> Iterator[None]:
-    """NODE cut off its network (and frozen, with FROZEN) for the block; put back afterwards, and
-    the cluster's nodes Ready again before the block's caller goes on."""
+def cut_off(ctx, node: str, *, frozen: bool = False) -> Iterator[int]:
+    """NODE cut off its network (and frozen, with FROZEN) for the block, which gets the number of
+    tries freezing took (0: not frozen); put back afterwards, and the cluster's nodes Ready again
+    before the block's caller goes on."""
     container = node_container(ctx, node)
     result = isolate(container)
     if result.exit_code != 0:
         raise SvclabError(f"could not cut {node} off the network: {result.output.decode().strip()[:200]}")
     try:
-        if frozen:
-            freeze(container)
+        tries = freeze(container) if frozen else 0
         try:
-            yield
+            yield tries
         finally:
             if frozen:
                 container.unpause()

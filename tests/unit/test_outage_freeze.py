@@ -31,7 +31,7 @@ class Node:
 
 def test_a_busy_node_is_frozen_on_a_later_try():
     node = Node(failures=2)
-    freeze(node)
+    assert freeze(node) == 3
     assert node.status == "paused" and node.tries == 3
 
 
@@ -51,5 +51,5 @@ def test_another_refusal_is_not_tried_again():
 
 def test_a_node_paused_despite_the_error_is_not_paused_twice():
     node = Node(failures=1, paused_anyway=True)
-    freeze(node)
+    assert freeze(node) == 1
     assert node.tries == 1 and node.status == "paused"

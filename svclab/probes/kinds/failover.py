@@ -73,8 +73,9 @@ def observe(ctx, spec: Spec) -> Observation:
         evidence.append(f"{provider.name} reports the address held by node {reported}")
     took = after = None
     attempts: list[dict[str, Any]] = []   # each: seconds after the cut, answered, the pod and its node
-    with cut_off(ctx, holder, frozen=True):
-        evidence.append(f"cut {holder} off the network and froze it")
+    with cut_off(ctx, holder, frozen=True) as tries:
+        evidence.append(f"cut {holder} off the network and froze it"
+                        + (f" (on try {tries}: the kernel's freezer gave up on the busy node before)" if tries > 1 else ""))
         started = time.monotonic()
         while time.monotonic() - started < within:
             pod = outside_get(ctx, ip, port, "hostname", 1)
