@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from . import render
 from .config import pins
-from .kube import load_manifests
+from .kube import is_managed, load_manifests
 from .placement import prefer_control_plane
 
 __all__ = ["INGRESS_CLASS", "NAMESPACE", "SERVICE", "images", "install", "remove_cluster_scoped"]
@@ -36,14 +36,12 @@ def remove_cluster_scoped(kube) -> list[str]:
     """On a cluster svclab did not make, once its namespace is gone: the cluster-scoped objects
     `install` made there (its ClusterRole, ClusterRoleBinding, IngressClass), each only where it
     carries svclab's label; returns 'Kind name' of each one removed."""
-    from .kube import MANAGED_BY
-
     removed = []
     for obj in objects():
         if obj["kind"] == "Namespace" or kube.is_namespaced(obj["apiVersion"], obj["kind"]):
             continue
         found = kube.get(obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
-        if found is not None and MANAGED_BY.items() <= (found["metadata"].get("labels") or {}).items():
+        if found is not None and is_managed(found):
             kube.delete([obj])
             removed.append(f"{obj['kind']} {obj['metadata']['name']}")
     return removed

@@ -29,6 +29,7 @@ __all__ = ["Kube", "MANAGED_BY", "FIELD_MANAGER", "api_error_message", "load_man
 
 FIELD_MANAGER = "svclab"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "svclab"}
+MANAGED_SELECTOR = ",".join(f"{key}={value}" for key, value in MANAGED_BY.items())
 # Applied first (and deleted last): what other objects need to exist or be understood.
 _KIND_ORDER = ("CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRole", "Role",
                "ClusterRoleBinding", "RoleBinding", "ConfigMap", "Secret")
@@ -100,6 +101,11 @@ def load_manifests(text: str) -> list[dict[str, Any]]:
 def _apply_order(obj: dict[str, Any]) -> int:
     kind = obj.get("kind", "")
     return _KIND_ORDER.index(kind) if kind in _KIND_ORDER else len(_KIND_ORDER)
+
+
+def is_managed(obj: dict[str, Any]) -> bool:
+    """Whether OBJ carries svclab's label (svclab made it)."""
+    return MANAGED_BY.items() <= ((obj.get("metadata") or {}).get("labels") or {}).items()
 
 
 def _forget_removed_credentials() -> None:
@@ -284,7 +290,7 @@ class Kube:
         ns = self.get("v1", "Namespace", name)
         if ns is None:
             return
-        if (ns["metadata"].get("labels") or {}).get("app.kubernetes.io/managed-by") != "svclab":
+        if not is_managed(ns):
             raise SvclabError(f"namespace {name} was not created by svclab; leaving it alone")
         self.delete([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}])
         wait_until(f"namespace {name} to be deleted", lambda: self.get("v1", "Namespace", name) is None,

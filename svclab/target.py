@@ -32,7 +32,7 @@ from typing import Any
 from . import ingress, network, this_machine
 from .config import Settings, agnhost_image
 from .errors import PrerequisiteError, UsageError
-from .kube import Kube, api_error_message
+from .kube import MANAGED_SELECTOR, Kube, api_error_message, is_managed
 from .lifecycle import SYSTEM_NAMESPACE, carve, install_client_pod
 from .network import Pool
 from .outside import OutsideClient
@@ -42,7 +42,6 @@ from .ui import UI
 __all__ = ["Target", "Visit", "connect", "resolve", "backend_node", "pin_backends", "target_name", "leave"]
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"
-MANAGED_SELECTOR = "app.kubernetes.io/managed-by=svclab"
 BACKEND_LABEL = "svclab.io/backend-node"
 
 
@@ -294,8 +293,7 @@ def _namespace_owner(kube: Kube, name: str) -> str | None:
     found = kube.get("v1", "Namespace", name)
     if found is None:
         return None
-    labels = found["metadata"].get("labels") or {}
-    return "svclab" if labels.get("app.kubernetes.io/managed-by") == "svclab" else "someone"
+    return "svclab" if is_managed(found) else "someone"
 
 
 def outside_kind(asked: str, nodes_on_docker: bool) -> str:

@@ -14,7 +14,7 @@ from kubernetes.dynamic.exceptions import DynamicApiError
 from .. import render
 from ..config import pins
 from ..errors import SvclabError
-from ..kube import api_error_message, load_manifests, wait_until
+from ..kube import MANAGED_SELECTOR, api_error_message, is_managed, load_manifests, wait_until
 from ..mirror import fetch
 
 __all__ = ["MetalLB", "NAMESPACE", "POOL_NAME", "install_refusal", "remove_from_target"]
@@ -147,11 +147,9 @@ def remove_from_target(kube, *, timeout: float) -> list[str]:
     carries svclab's label: the webhook configuration first (nothing then checks the deletes),
     the namespace, then the cluster-scoped rest, waiting until the CRDs are gone. Returns
     'Kind name' of each one removed."""
-    from ..kube import MANAGED_BY
-
     removed = _delete_ours(kube, *WEBHOOK)
     namespace = kube.get("v1", "Namespace", NAMESPACE)
-    if namespace is not None and MANAGED_BY.items() <= (namespace["metadata"].get("labels") or {}).items():
+    if namespace is not None and is_managed(namespace):
         kube.delete_namespace(NAMESPACE, timeout=timeout)
         removed.append(f"Namespace {NAMESPACE}")
     for api_version, kind, is_metallbs in CLUSTER_SCOPED:
@@ -164,11 +162,8 @@ def remove_from_target(kube, *, timeout: float) -> list[str]:
 
 
 def _delete_ours(kube, api_version: str, kind: str, is_metallbs) -> list[str]:
-    from ..kube import MANAGED_BY
-
-    selector = ",".join(f"{key}={value}" for key, value in MANAGED_BY.items())
     try:
-        listed = kube.list(api_version, kind, label_selector=selector)
+        listed = kube.list(api_version, kind, label_selector=MANAGED_SELECTOR)
     except DynamicApiError as e:
         if e.status == 403:   # a user who may not list them cannot have had svclab make them
             return []
