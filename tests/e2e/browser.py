@@ -39,7 +39,9 @@ def check_report(page_file: Path, data: dict, screenshot: Path) -> list[str]:
                 timeline = page.locator(f'[data-timeline="{r["lab"]}/{r["probe"]}"] circle.mark')
                 if attempts and timeline.count():
                     assert timeline.count() == len(attempts), f'{r["probe"]}: {timeline.count()} marks'
-            page.screenshot(path=str(screenshot), full_page=True)
+            # A full page of every lab is a tall picture: on 2 busy cores (three workers, their
+            # clusters) Chromium took longer than Playwright's default 30 s to paint it.
+            page.screenshot(path=str(screenshot), full_page=True, timeout=180_000)
         finally:
             browser.close()
     assert set(requested) == {url}, requested
