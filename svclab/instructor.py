@@ -169,9 +169,9 @@ def step_lab(env: Environment, lab: Lab, out: Console, *, pause: bool,
     read = read or out.input
     score = Score() if score is None else score
     results: list[Result] = []
-    ordered = [p for batch in labs.run_order(lab, env.provider.name) for p in batch]
+    ordered = [p for batch in labs.run_order(lab, env.provider.name, env.kube_proxy_mode) for p in batch]
     for index, probe in enumerate(ordered, 1):
-        prediction = probe.expectation(env.provider.name).prediction()
+        prediction = probe.expectation(env.provider.name, env.kube_proxy_mode).prediction()
         question(out, lab, probe, index, prediction if pause else None)
         picked = None
         if pause and prediction:

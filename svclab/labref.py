@@ -72,10 +72,13 @@ def reference_markdown() -> str:
            "lab.yaml) complete and check it with the JSON Schema svclab ships beside the labs; `svclab lab.check",
            "PATH...` checks lab folders without a cluster.", "", "## A lab", "", *_rows(LabFile), "",
            "## Every probe", "", "Each probe has these keys, then those of its kind.", "",
-           *_rows(ProbeSpec, skip={"expect", "expect_by_provider"}),
+           *_rows(ProbeSpec, skip={"expect", "expect_by_provider", "expect_by_proxy_mode"}),
            "| `expect` | mapping | | The expectation, for every provider: the keys of the probe's kind below. |",
            "| `expect_by_provider` | mapping | | Per provider (`metallb`, `kube-vip`, `none`), an expectation that "
-           "replaces `expect`. Without `expect`, every provider needs one. |", ""]
+           "replaces `expect`. Without `expect`, every provider needs one. |",
+           "| `expect_by_proxy_mode` | mapping | | Per kube-proxy mode (`iptables`, `nftables`, `ipvs`: all three), "
+           "an expectation that replaces `expect` and `expect_by_provider`, for what the mode decides. On a cluster "
+           "whose mode is none of those, the probe is skipped. |", ""]
     for kind, module in KINDS.items():
         spec = module.Spec
         out += [f"## `{kind}`", "", inspect.cleandoc(module.__doc__ or "").split("\n\n")[0].replace("\n", " "), ""]

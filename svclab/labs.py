@@ -321,7 +321,7 @@ def _observe_and_judge(ctx: ProbeContext, probe: ProbeSpec, expect: Expectation)
 
 
 def run_probe(ctx: ProbeContext, probe: ProbeSpec) -> Result:
-    expect = probe.expectation(ctx.env.provider.name)
+    expect = probe.expectation(ctx.env.provider.name, ctx.env.kube_proxy_mode)
     started = time.monotonic()
     # A Service created moments ago is programmed on each node by kube-proxy (and announced by
     # the load balancer) within a few seconds: observe again until it holds or the settle time ends.
@@ -347,7 +347,7 @@ def start_lab(env: Environment, lab: Lab) -> ProbeContext:
     return ProbeContext(env, lab, topology, client_pod)
 
 
-def run_order(lab: Lab, provider: str) -> list[list[ProbeSpec]]:
+def run_order(lab: Lab, provider: str, proxy_mode: str) -> list[list[ProbeSpec]]:
     """LAB's probes in the batches they run in, each batch side by side:
     1. those that expect traffic to get through (or another state the cluster converges to):
        once they pass, every node has programmed the lab's Services;
@@ -356,7 +356,7 @@ def run_order(lab: Lab, provider: str) -> list[list[ProbeSpec]]:
     3. those that change the cluster (patch a Service, create objects, stop a node), one per
        batch, in the lab's order, so that no other probe looks while they do."""
     looking = [p for p in lab.probes if not p.changes_cluster()]
-    converging = [p for p in looking if p.expectation(provider).settles]
+    converging = [p for p in looking if p.expectation(provider, proxy_mode).settles]
     absent = [p for p in looking if p not in converging]
     return [b for b in (converging, absent) if b] + [[p] for p in lab.probes if p.changes_cluster()]
 
@@ -369,7 +369,7 @@ def run_lab(env: Environment, lab: Lab, topologies: dict[str, Any] | None = None
     results: dict[str, Result] = {}
     # The probe threads' waits stop at their next round when the run is interrupted.
     with Workers(f"lab-{lab.id}") as workers:
-        for batch in run_order(lab, env.provider.name):
+        for batch in run_order(lab, env.provider.name, env.kube_proxy_mode):
             for future in [workers.submit(run_probe, ctx, p) for p in batch]:
                 result = future.result()
                 results[result.probe] = result

@@ -54,6 +54,12 @@ class Environment:
     def step(self, message: str) -> None:
         self.ui.step(message)
 
+    @property
+    def kube_proxy_mode(self) -> str:
+        """The cluster's kube-proxy mode: the one detected on a cluster svclab did not make, else
+        the one svclab made it with (settings follow the cluster's record)."""
+        return self.target.detected.kube_proxy_mode if self.target else self.settings.kube_proxy_mode
+
 
 def _shape(settings: Settings) -> dict:
     return {**shape_of(settings), "provider": settings.provider}

@@ -71,6 +71,9 @@ def probe_reason(spec, target) -> str | None:
     """Why the probe SPEC cannot run on TARGET, or None."""
     if why := probes.own_cluster_reason(spec):
         return f"{why}: it runs only on a kind cluster svclab made"
+    if spec.expect_by_proxy_mode and not spec.for_proxy_mode(target.detected.kube_proxy_mode):
+        return (f"what it shows depends on kube-proxy's mode, and this cluster's is "
+                f"{target.detected.kube_proxy_mode} ({target.detected.kube_proxy_detail})")
     if uses_own_ingress(spec) and "traefik" not in target.installs:
         return ("probes the Ingress controller svclab installs on its own clusters (svclab-traefik), which is not "
                 "here (--install traefik brings it for the run)")

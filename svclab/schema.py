@@ -17,7 +17,8 @@ A lab definition is a mapping::
         kind: http
         ...
         expect: {answers: true}                  # for every provider, or
-        expect_by_provider: {none: {answers: false}}   # per provider (overrides expect)
+        expect_by_provider: {none: {answers: false}}   # per provider (overrides expect), or
+        expect_by_proxy_mode: {iptables: {...}, nftables: {...}, ipvs: {...}}   # per kube-proxy mode
 
 Unknown keys are refused, with the nearest known key when one is close, so a typo never becomes a
 silently ignored setting. Each refusal names the file, the probe and the key.
@@ -200,7 +201,8 @@ def _place(loc: tuple, data: Mapping[str, Any]) -> tuple[str, list[str], list[st
     if module is None:
         return where, [str(p) for p in rest], []
     rest = [str(p) for p in rest[1:]]
-    in_expect = rest[:1] == ["expect"] and len(rest) >= 2 or rest[:1] == ["expect_by_provider"] and len(rest) >= 3
+    in_expect = rest[:1] == ["expect"] and len(rest) >= 2 \
+        or rest[:1] in (["expect_by_provider"], ["expect_by_proxy_mode"]) and len(rest) >= 3
     return where, rest, _aliases(module.Expect if in_expect else module.Spec)
 
 

@@ -84,10 +84,8 @@ def _diagnostics(env, flags: LabFlags, ui: UI) -> Path | None:
 
 def _write_files(results: list, flags: LabFlags, env: lifecycle.Environment, lab_ids: list[str],
                  topologies: dict, skipped: Sequence = ()) -> None:
-    # The mode is the cluster's own: settings follow the record of the cluster kind made with it
-    # (on a cluster svclab did not make, the mode detected).
-    mode = env.target.detected.kube_proxy_mode if env.target else env.settings.kube_proxy_mode
-    context = {"cluster": env.settings.cluster_name, "provider": env.provider.name, "kube_proxy_mode": mode,
+    context = {"cluster": env.settings.cluster_name, "provider": env.provider.name,
+               "kube_proxy_mode": env.kube_proxy_mode,
                "labs": lab_ids, "topology": topologies, "skipped": [s.as_dict() for s in skipped]}
     if env.target:
         context["target"] = env.target.as_dict()

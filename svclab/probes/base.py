@@ -23,11 +23,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .. import config
 
-__all__ = ["PROVIDERS", "CutOffSpec", "answer_count_problems", "Expectation", "NodeInfo", "Observation", "Prediction", "ProbeSpec", "Topology"]
+__all__ = ["PROVIDERS", "PROXY_MODES", "CutOffSpec", "answer_count_problems", "Expectation", "NodeInfo", "Observation", "Prediction", "ProbeSpec", "Topology"]
 
 # The load-balancer implementations an expectation may be given for (svclab.providers).
 Provider = Literal[config.PROVIDERS]
 PROVIDERS: tuple[str, ...] = config.PROVIDERS
+# The kube-proxy modes svclab makes clusters with, which an expectation may also be given for.
+ProxyMode = Literal[config.KUBE_PROXY_MODES]
+PROXY_MODES: tuple[str, ...] = config.KUBE_PROXY_MODES
 # What names in a lab must look like: a probe's id, a Service in the lab's namespace (a DNS
 # label), and a host name for a Host header.
 NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -147,6 +150,9 @@ class ProbeSpec(BaseModel, Generic[E]):
     expect: E | None = Field(None, description="The expectation, for every provider.")
     expect_by_provider: dict[Provider, E] | None = Field(
         None, description="Per provider, an expectation that replaces `expect`.")
+    expect_by_proxy_mode: dict[ProxyMode, E] | None = Field(
+        None, description="Per kube-proxy mode (all of iptables, nftables, ipvs), an expectation that replaces "
+                          "`expect` and `expect_by_provider`: for what the mode, not the load balancer, decides.")
 
     @model_validator(mode="before")
     @classmethod
@@ -157,15 +163,35 @@ class ProbeSpec(BaseModel, Generic[E]):
 
     @model_validator(mode="after")
     def _expectation_for_every_provider(self):
-        by_provider = self.expect_by_provider or {}
+        by_provider, by_mode = self.expect_by_provider or {}, self.expect_by_proxy_mode
+        if by_mode is not None:
+            if by_provider or self.expect is not None:
+                raise ValueError("expect_by_proxy_mode replaces expect and expect_by_provider: give only one of them")
+            if set(by_mode) != set(PROXY_MODES):
+                missing = [m for m in PROXY_MODES if m not in by_mode]
+                raise ValueError(f"expect_by_proxy_mode has no expectation for {', '.join(missing)}")
+            return self
         if self.expect is None and set(by_provider) != set(PROVIDERS):
             missing = [p for p in PROVIDERS if p not in by_provider]
             raise ValueError(f"no expectation for {', '.join(missing)}: give 'expect' (every provider) "
                              "or one under expect_by_provider for each")
         return self
 
-    def expectation(self, provider: str) -> E:
+    def expectation(self, provider: str, proxy_mode: str | None = None) -> E | None:
+        """The expectation under PROVIDER and kube-proxy mode PROXY_MODE; None only for a probe whose
+        expectation follows the mode, on a cluster whose mode is none of svclab's (for_proxy_mode)."""
+        if self.expect_by_proxy_mode is not None:
+            return self.expect_by_proxy_mode.get(proxy_mode or "")
         return (self.expect_by_provider or {}).get(provider) or self.expect
+
+    def expectations(self) -> list[E]:
+        """Every expectation the probe gives, whatever the provider or mode."""
+        return [e for e in [self.expect, *(self.expect_by_provider or {}).values(),
+                            *(self.expect_by_proxy_mode or {}).values()] if e is not None]
+
+    def for_proxy_mode(self, proxy_mode: str) -> bool:
+        """Whether this probe has an expectation on a cluster whose kube-proxy mode is PROXY_MODE."""
+        return self.expect_by_proxy_mode is None or proxy_mode in self.expect_by_proxy_mode
 
     def changes_cluster(self) -> bool:
         return self.CHANGES_CLUSTER
@@ -188,8 +214,8 @@ class CutOffSpec(ProbeSpec[E], Generic[E]):
 
     @model_validator(mode="after")
     def _cut_off_keys_need_a_cut(self):
-        for expect in [self.expect, *(self.expect_by_provider or {}).values()]:
-            given = [k for k in self.CUT_OFF_KEYS if expect and k in expect.given()]
+        for expect in self.expectations():
+            given = [k for k in self.CUT_OFF_KEYS if k in expect.given()]
             if given and not self.cut_off:
                 raise ValueError(f"expect.{given[0]} needs cut_off: true")
         return self

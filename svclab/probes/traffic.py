@@ -25,7 +25,7 @@ from .base import HOST_NAME
 
 __all__ = ["field", "service", "node_port", "external_ip", "external_hostname", "lb_allocation_failure",
            "wait_external_ip", "outside_run", "outside_dial", "outside_get", "outside_status", "is_this_machine", "this_machine_address", "lab_address",
-           "dial", "lab_client", "arp_holder", "CLUSTER_NETWORKS", "CLIENT_LABEL"]
+           "dial", "netexec_port", "lab_client", "arp_holder", "CLUSTER_NETWORKS", "CLIENT_LABEL"]
 
 # Pods of a lab that make requests rather than answer them (a client pinned to a node): labelled
 # so, and found by their app.kubernetes.io/name.
@@ -204,13 +204,17 @@ def this_machine_address(ctx, host: str) -> str:
 CLUSTER_NETWORKS = (ipaddress.ip_network("10.96.0.0/16"), ipaddress.ip_network("10.244.0.0/16"))
 
 
-def lab_address(ctx, host: str, *, in_cluster: bool = False, also: Sequence[str] = ()) -> str:
+def lab_address(ctx, host: str, *, in_cluster: bool = False, also: Sequence[str] = (),
+                loopback: bool = False) -> str:
     """HOST, checked to be a lab address: an IPv4 address on svclab's docker network (nodes, the
     pool), in the cluster's Service and pod networks (the outside client, which has no default
     route, tries those to show they are unreachable) or in ALSO (subnets of docker networks svclab
-    made beside the cluster), or for the in-cluster client a cluster DNS name. Probes send
+    made beside the cluster), or for the in-cluster client a cluster DNS name; with LOOPBACK (a
+    client in a node's own network namespace), also 127.0.0.1, that node itself. Probes send
     traffic nowhere else; the result is safe to put into a command line."""
     if in_cluster and host.endswith(".svc.cluster.local") and _HOSTNAME.match(host):
+        return host
+    if loopback and host == "127.0.0.1":
         return host
     try:
         ip = ipaddress.IPv4Address(host)
@@ -224,17 +228,29 @@ def lab_address(ctx, host: str, *, in_cluster: bool = False, also: Sequence[str]
 
 
 def dial(ctx, source: str, host: str, port: int, request: str, tries: int,
-         client: tuple[str, str] | None = None) -> dict[str, list[str]]:
-    """TRIES requests to HOST:PORT/REQUEST from the outside client, or from a pod: CLIENT
-    (namespace, pod name), by default the in-cluster client."""
-    host = lab_address(ctx, host, in_cluster=source != "outside")
+         client: dict[str, Any] | None = None) -> dict[str, list[str]]:
+    """TRIES requests to HOST:PORT/REQUEST from the outside client, or from a pod: CLIENT (the
+    API's Pod, one of the lab's clients), by default svclab's in-cluster client."""
+    host_network = bool(client and client["spec"].get("hostNetwork"))
+    host = lab_address(ctx, host, in_cluster=source != "outside", loopback=host_network)
     query = [("request", request), ("protocol", "http"), ("host", host), ("port", str(port)), ("tries", str(tries))]
     budget = tries * (ctx.settings.probe_timeout + 1) + 10
     if source == "outside":
         return outside_dial(ctx, host, port, request, tries)
-    namespace, pod = client or ("svclab-system", ctx.client_pod)
-    text = ctx.kube.get_json(f"/api/v1/namespaces/{namespace}/pods/{pod}:8080/proxy/dial", query, timeout=budget)
+    namespace, pod, netexec = ("svclab-system", ctx.client_pod, 8080) if client is None else \
+        (client["metadata"]["namespace"], client["metadata"]["name"], netexec_port(client))
+    text = ctx.kube.get_json(f"/api/v1/namespaces/{namespace}/pods/{pod}:{netexec}/proxy/dial", query, timeout=budget)
     return json.loads(text)
+
+
+def netexec_port(pod: dict[str, Any]) -> int:
+    """The port agnhost netexec listens on in POD: its first declared containerPort (a client in
+    the node's network picks one no node process uses), else netexec's 8080."""
+    for container in pod["spec"].get("containers") or []:
+        for port in container.get("ports") or []:
+            if port.get("containerPort"):
+                return int(port["containerPort"])
+    return 8080
 
 
 def lab_client(ctx, name: str) -> dict[str, Any]:

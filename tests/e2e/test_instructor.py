@@ -34,7 +34,7 @@ def assert_story_in_order(lab_id: str, stdout: str) -> None:
     lines = stdout.splitlines()
     lab = labs.load_lab(lab_id)
     position = 0
-    for index, probe in enumerate((p for batch in labs.run_order(lab, "metallb") for p in batch), 1):
+    for index, probe in enumerate((p for batch in labs.run_order(lab, "metallb", "iptables") for p in batch), 1):
         header = next(i for i, line in enumerate(lines) if f"probe {index}/{len(lab.probes)} · {probe.id} " in line)
         predict = lines.index(f"Predict:  {probe.predict}")
         observed = next(i for i in range(predict, len(lines)) if lines[i].startswith("Observed: "))

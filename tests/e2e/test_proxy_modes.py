@@ -29,6 +29,11 @@ def test_nftables_gives_the_verdicts_of_iptables(cluster, metallb_all, tmp_path)
         assert proc.returncode == 0 and not failed, json.dumps(failed, indent=2) + proc.stderr
         assert nftables.get("kube_proxy_mode") == "nftables" and iptables.get("kube_proxy_mode") == "iptables"
         assert _verdicts(nftables) == _verdicts(iptables)
+        # The one behaviour the mode changes (C40), and each verdict held on its own mode's expectation.
+        loopback = {mode: next(r for r in doc["results"] if r["probe"] == "loopback-node-port")
+                    for mode, doc in (("iptables", iptables), ("nftables", nftables))}
+        assert loopback["iptables"]["facts"]["responses"] == 2 and loopback["nftables"]["facts"]["responses"] == 0
+        assert loopback["nftables"]["expected"] == "no answer" != loopback["iptables"]["expected"]
 
         compared = svclab("report.compare", "--results", f"{iptables_file},{tmp_path / 'lab.all.json'}").stdout
         header = compared.split("behaviour")[0] + compared.split("behaviour")[1].split("\n")[0]

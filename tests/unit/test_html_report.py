@@ -179,7 +179,7 @@ def test_a_lab_run_writes_the_topology_into_the_json_and_the_html_beside_it(tmp_
 
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     env = types.SimpleNamespace(settings=types.SimpleNamespace(cluster_name="kind", kube_proxy_mode="iptables"),
-                                provider=types.SimpleNamespace(name="metallb"), target=None)
+                                provider=types.SimpleNamespace(name="metallb"), target=None, kube_proxy_mode="iptables")
     flags = LabFlags(json=str(tmp_path / "r.json"), html=str(tmp_path / "r.html"), markdown=str(tmp_path / "r.md"))
     topologies = {"loadbalancer": labs.topology_record(TOPOLOGY), "failover": labs.topology_record(TOPOLOGY)}
     session._write_files(synthetic_results(), flags, env, ["loadbalancer", "failover"], topologies)

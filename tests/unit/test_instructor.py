@@ -55,10 +55,10 @@ def test_step_mode_takes_the_probes_in_the_run_order(lab_id):
     alone at the end, in step mode as in a normal run: both follow labs.run_order."""
     lab = labs.load_lab(lab_id)
     for provider in ("metallb", "kube-vip", "none"):
-        batches = labs.run_order(lab, provider)
+        batches = labs.run_order(lab, provider, "iptables")
         flat = [p for batch in batches for p in batch]
         assert sorted(p.id for p in flat) == sorted(p.id for p in lab.probes)
-        settled = [p.expectation(provider).settles for p in flat if not p.changes_cluster()]
+        settled = [p.expectation(provider, "iptables").settles for p in flat if not p.changes_cluster()]
         assert settled == sorted(settled, reverse=True), (lab_id, provider)
         assert all(len(b) == 1 for b in batches if b[0].changes_cluster())
 

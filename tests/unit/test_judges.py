@@ -1,5 +1,5 @@
 """Every probe kind's judge, on facts recorded from real clusters (tests/unit/samples/
-recorded_facts.json: `lab.all --json` once per provider) and on those facts changed the way a
+recorded_facts.json: `lab.all --json` once per provider, kube-proxy in iptables mode) and on those facts changed the way a
 misbehaving network would change them: each expectation must be able to fail."""
 
 import json
@@ -32,7 +32,7 @@ def _recorded() -> list:
 @pytest.mark.parametrize("provider, recorded", _recorded())
 def test_recorded_facts_get_the_recorded_verdict(provider, recorded):
     probe = next(p for p in labs.load_lab(recorded["lab"]).probes if p.id == recorded["probe"])
-    problems = probes.judge(probe, recorded["facts"], probe.expectation(provider), TOPOLOGY)
+    problems = probes.judge(probe, recorded["facts"], probe.expectation(provider, "iptables"), TOPOLOGY)
     assert (not problems) == recorded["passed"], problems
 
 

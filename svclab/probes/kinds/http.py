@@ -32,6 +32,14 @@ def to_nodes(spec: "Spec") -> bool:
     return spec.via == "node-port"
 
 
+def own_cluster(spec: "Spec") -> str | None:
+    """Why SPEC needs a cluster svclab made, or None."""
+    if spec.nodes == "loopback":
+        return ("whether 127.0.0.1:nodePort answers also hangs on kube-proxy's localhostNodePorts and "
+                "nodePortAddresses settings, known only on the clusters svclab makes")
+    return None
+
+
 EXAMPLE = """
 - id: every-node
   claim: C5
@@ -89,8 +97,10 @@ class Spec(ProbeSpec[Expect]):
         description="Which address: the ClusterIP, the DNS name, every chosen node's nodePort, the external address.")
     from_: Literal["outside", "pod"] = Field(
         "outside", alias="from", description="outside: the client container beside the nodes; pod: the in-cluster client.")
-    nodes: Literal["all", "backend", "no-backend"] = Field(
-        "all", description="With via node-port: every node, the nodes running a backend pod, or the others.")
+    nodes: Literal["all", "backend", "no-backend", "client", "loopback"] = Field(
+        "all", description=(
+            "With via node-port: every node, the nodes running a backend pod, the others, the node the lab's client "
+            "runs on (client), or 127.0.0.1 there (loopback: the client must use the node's network, hostNetwork)."))
     request: Literal["hostname", "clientip"] = Field(
         "hostname", description="hostname: which pod answered; clientip: which source address the pod saw.")
     tries: int = Field(1, ge=1, le=100, description="Requests per target, each on a new connection.")
@@ -108,14 +118,17 @@ class Spec(ProbeSpec[Expect]):
             raise ValueError("client names a pod of the lab that sends: set from: pod")
         if self.nodes != "all" and self.via != "node-port":
             raise ValueError("nodes chooses nodePort targets: use it only with via: node-port")
+        if self.nodes in ("client", "loopback") and not self.client:
+            raise ValueError(f"nodes: {self.nodes} is the node of the lab's client that sends: name it with client "
+                             "(and from: pod)")
         return self
 
     def rules_service(self) -> str | None:
         return self.service if self.via in ("node-port", "load-balancer") else None
 
 
-def targets(ctx, spec: Spec) -> list[tuple[str, str, int]]:
-    """(label, host, port) for every address the probe sends to."""
+def targets(ctx, spec: Spec, client: dict[str, Any] | None = None) -> list[tuple[str, str, int]]:
+    """(label, host, port) for every address the probe sends to; CLIENT: the lab's client pod that sends."""
     svc = service(ctx, spec.service)
     port_spec = (svc["spec"].get("ports") or [{}])[0]
     if spec.via == "cluster-ip":
@@ -127,6 +140,8 @@ def targets(ctx, spec: Spec) -> list[tuple[str, str, int]]:
         node_port = port_spec.get("nodePort")
         if not node_port:
             raise SvclabError(f"Service {spec.service} has no nodePort")
+        if spec.nodes in ("client", "loopback"):
+            return [own_node_target(ctx, spec, client, node_port)]
         backend_nodes = set(ctx.topology.pod_nodes.values())
         return [(f"{n.name} {n.ip}:{node_port}", n.ip, node_port) for n in ctx.topology.nodes
                 if spec.nodes == "all" or (spec.nodes == "backend") == (n.name in backend_nodes)]
@@ -144,6 +159,21 @@ def targets(ctx, spec: Spec) -> list[tuple[str, str, int]]:
     return [(f"load balancer {address} ({first})", first, port_spec["port"])]
 
 
+def own_node_target(ctx, spec: Spec, client: dict[str, Any], node_port: int) -> tuple[str, str, int]:
+    """The nodePort on the node CLIENT (a pod) runs on: at that node's address, or (nodes: loopback)
+    at 127.0.0.1, which only a client in the node's own network namespace can send to."""
+    node_name = client["spec"].get("nodeName")
+    if spec.nodes == "loopback":
+        if not client["spec"].get("hostNetwork"):
+            raise SvclabError(f"nodes: loopback sends to 127.0.0.1 from the client {spec.client}, whose pod has its own "
+                              "network namespace", hint="give the client's pods hostNetwork: true")
+        return (f"{node_name} 127.0.0.1:{node_port} (its own loopback)", "127.0.0.1", node_port)
+    node = next((n for n in ctx.topology.nodes if n.name == node_name), None)
+    if node is None:
+        raise SvclabError(f"the client {spec.client} runs on {node_name}, which is not one of the cluster's nodes")
+    return (f"{node.name} {node.ip}:{node_port} (the client's own node)", node.ip, node_port)
+
+
 def _is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
@@ -154,7 +184,8 @@ def _is_ip(text: str) -> bool:
 
 def observe(ctx, spec: Spec) -> Observation:
     samples, notes = [], []
-    found = targets(ctx, spec)
+    pod = lab_client(ctx, spec.client) if spec.client else None
+    found = targets(ctx, spec, pod)
     if not found:
         notes.append(f"Service {spec.service} has no external address")
     elif spec.via == "load-balancer":
@@ -162,10 +193,10 @@ def observe(ctx, spec: Spec) -> Observation:
             notes.append(f"{ctx.env.provider.name} reports the address held by node {reported}")
     topo, source, client = ctx.topology, spec.from_, None
     client_ip = topo.client_ip if spec.from_ == "outside" else topo.client_pod_ip
-    if spec.client:
-        pod = lab_client(ctx, spec.client)
-        client, client_ip = (ctx.namespace, pod["metadata"]["name"]), pod["status"]["podIP"]
-        source = f"pod {client[1]} on {pod['spec'].get('nodeName')}"
+    if pod:
+        client, client_ip = pod, pod["status"]["podIP"]
+        network = ", in the node's network" if pod["spec"].get("hostNetwork") else ""
+        source = f"pod {pod['metadata']['name']} on {pod['spec'].get('nodeName')}{network}"
     for label, host, port in found:
         if spec.host:
             label += f" (Host: {spec.host})"

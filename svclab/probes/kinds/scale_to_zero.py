@@ -72,8 +72,8 @@ class Spec(ProbeSpec[Expect]):
 
     @model_validator(mode="after")
     def _nothing_comes_back_from_not_ready(self):
-        for expect in [self.expect, *(self.expect_by_provider or {}).values()]:
-            if self.pods == "not-ready" and expect and "answers_after" in expect.given():
+        for expect in self.expectations():
+            if self.pods == "not-ready" and "answers_after" in expect.given():
                 raise ValueError("expect.answers_after needs pods: none (the probe scales back only what it scaled)")
         return self
     tries: int = Field(3, ge=1, le=20, description="Connections per target while there is no pod (a second apart).")
