@@ -4,7 +4,8 @@ cluster svclab did not make: it shows whether svclab wrote or removed anything t
 Gathering reads the API's discovery documents (`/api/v1`, `/apis`, `/apis/GROUP/VERSION`) and
 lists every resource that can be listed (subresources such as `pods/log` are not). Per
 `group/version Kind` it keeps every object whose namespace is not svclab's (cluster-scoped
-objects: all of them, except svclab's own Namespace objects), each as
+objects: all of them, except svclab's own Namespace objects and the ClusterIP allocations of
+Services in svclab's namespaces, IPAddress objects whose parentRef names such a Service), each as
 
     "NAMESPACE/NAME" (or "NAME") -> Seen(uid, owned, written)
 
@@ -118,7 +119,8 @@ def take(kube, own_namespaces: Collection[str]) -> Census:
             for item in page.get("items", []):
                 meta = item.get("metadata") or {}
                 namespace = meta.get("namespace") if namespaced else None
-                if namespace in own_namespaces or (key == "v1 Namespace" and meta.get("name") in own_namespaces):
+                if namespace in own_namespaces or (key == "v1 Namespace" and meta.get("name") in own_namespaces) \
+                        or _parent_namespace(item) in own_namespaces:
                     continue
                 objects[f"{namespace}/{meta.get('name')}" if namespace else str(meta.get("name"))] = seen(item)
             token = (page.get("metadata") or {}).get("continue") or ""
@@ -126,6 +128,13 @@ def take(kube, own_namespaces: Collection[str]) -> Census:
                 break
         census.kinds[key] = objects
     return census
+
+
+def _parent_namespace(item: Mapping[str, Any]) -> str | None:
+    """The namespace of the object a cluster-scoped ITEM was made for (an IPAddress's parentRef:
+    its Service), or None. Such an object goes with its Service, whoever deletes that."""
+    parent = (item.get("spec") or {}).get("parentRef")
+    return parent.get("namespace") if isinstance(parent, Mapping) else None
 
 
 def compare(before: Census, after: Census) -> Changes:

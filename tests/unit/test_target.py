@@ -203,6 +203,28 @@ def test_the_census_counts_what_is_outside_svclab_s_namespaces():
     assert sorted(taken.kinds["v1 Namespace"]) == ["default", "kube-system"]
 
 
+def test_the_census_leaves_out_the_cluster_ips_of_svclab_s_services():
+    """A namespace of svclab's kept from an earlier run (--keep) is removed at the end of the next:
+    the IPAddress objects of its Services go with them, and are svclab's own, not a user's."""
+    def address(ip, ns):
+        return {"metadata": {"name": ip}, "spec": {"parentRef": {"resource": "services", "namespace": ns,
+                                                                 "name": "echo"}}}
+
+    class AddressApi(FakeApi):
+        def get_json(self, path, query=None, timeout=10):
+            import json
+            if path == "/apis":
+                return json.dumps({"groups": [{"preferredVersion": {"groupVersion": "networking.k8s.io/v1"}}]})
+            if path == "/apis/networking.k8s.io/v1":
+                return json.dumps({"resources": [{"name": "ipaddresses", "kind": "IPAddress", "namespaced": False,
+                                                  "verbs": ["list"]}]})
+            return super().get_json(path, query, timeout)
+
+    api = AddressApi({"ipaddresses": [address("10.96.0.10", "kube-system"), address("10.96.79.211", "svclab-dns")]})
+    taken = census.take(api, {"svclab-dns"})
+    assert sorted(taken.kinds["networking.k8s.io/v1 IPAddress"]) == ["10.96.0.10"]
+
+
 def test_the_results_of_a_run_with_skips_exit_zero_and_junit_says_skipped():
     from svclab import report
 
