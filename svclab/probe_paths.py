@@ -8,7 +8,8 @@ Places on the path are named the way the diagram names its boxes:
     lb:<ip>                   a load-balancer address
     svc                       a ClusterIP or Service DNS name (virtual: every node's kube-proxy)
     edge:<what>               a machine beside the cluster: edge:router, edge:haproxy, edge:dns
-    node:<name>, pod:<name>   a node, a pod of the lab
+    node:<name>, pod:<name>   a node (also where a client in the node's own network sends from),
+                              a pod of the lab
 """
 
 from __future__ import annotations
@@ -98,9 +99,15 @@ def lb_holders(result: Mapping[str, Any]) -> dict[str, str]:
     return found
 
 
+# How the http probe names a lab's client in its node's own network namespace (hostNetwork).
+HOST_NETWORK = ", in the node's network"
+
+
 def _source_place(source: str, client_ip: str | None, pods: Mapping[str, str]) -> str:
     if source.startswith("pod ") and " on " in source:
-        name = source[4:].split(" on ")[0]
+        name, _, node = source[4:].partition(" on ")
+        if node.endswith(HOST_NETWORK):   # the traffic starts on the node itself
+            return f"node:{node[:-len(HOST_NETWORK)]}"
         return f"pod:{name}" if name in pods else "pod-client"
     if "pod" in source:
         return "pod-client"
@@ -131,6 +138,7 @@ def _traffic_legs(result: Mapping[str, Any], *, node_ips: Mapping[str, str], pod
         if parsed is None:
             continue
         places = [_source_place(parsed.source, client_ip, pods), *_target_places(parsed.target, lb_addresses, node_ips)]
+        places = [p for i, p in enumerate(places) if i == 0 or p != places[i - 1]]   # a node sending to itself
         if places[-1].startswith("lb:"):
             holder = parsed.via_node or holders.get(places[-1][3:])
             if holder:

@@ -53,6 +53,27 @@ def test_the_real_run_draws_each_path_through_the_nodes_and_pods_it_took():
     assert not _probe(views, "nodeport/out-of-range").path.traffic   # read from the API only
 
 
+def test_a_client_in_its_node_s_network_sends_from_that_node():
+    """Evidence of lab.host-network on a real cluster: the traffic starts at the node box."""
+    from svclab.probe_paths import probe_path
+
+    nodes = {"172.18.0.4": "probe14-control-plane", "172.18.0.3": "probe14-worker", "172.18.0.2": "probe14-worker2"}
+    pods = {"echo-5ffbc477bd-jgqqg": "probe14-worker"}
+
+    def places(line):
+        path = probe_path({"evidence": [line], "facts": {}}, nodes=nodes, pods=pods, lb_addresses=set())
+        return [leg.places for leg in path.legs]
+
+    assert places("pod node-far-76c4795c68-42hdh on probe14-worker2, in the node's network → ClusterIP: 2/2 "
+                  "answered; saw echo-5ffbc477bd-jgqqg on probe14-worker") == [
+        ("node:probe14-worker2", "svc", "pod:echo-5ffbc477bd-jgqqg")]
+    assert places("pod node-far-76c4795c68-42hdh on probe14-worker2, in the node's network → probe14-worker2 "
+                  "172.18.0.2:30395 (the client's own node): 2/2 answered; saw echo-5ffbc477bd-jgqqg on "
+                  "probe14-worker") == [("node:probe14-worker2", "pod:echo-5ffbc477bd-jgqqg")]
+    # A lab's client pod with a network of its own is drawn as the in-cluster client, as before.
+    assert places("pod client-far-7b5bb564fb-24kcw on probe14-worker2 → ClusterIP: 0/2 answered")[0][0] == "pod-client"
+
+
 def test_a_file_without_topology_infers_nodes_and_pods_and_says_so():
     doc = real_doc()
     assert "topology" not in doc

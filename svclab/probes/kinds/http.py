@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from ...errors import SvclabError
+from ...probe_paths import HOST_NETWORK
 from ..base import HOST_NAME, NAME, Expectation, Observation, Prediction, ProbeSpec, Topology
 from ..traffic import arp_holder, dial, is_this_machine, lab_client, outside_dial, service, wait_external_ip
 
@@ -195,7 +196,7 @@ def observe(ctx, spec: Spec) -> Observation:
     client_ip = topo.client_ip if spec.from_ == "outside" else topo.client_pod_ip
     if pod:
         client, client_ip = pod, pod["status"]["podIP"]
-        network = ", in the node's network" if pod["spec"].get("hostNetwork") else ""
+        network = HOST_NETWORK if pod["spec"].get("hostNetwork") else ""
         source = f"pod {pod['metadata']['name']} on {pod['spec'].get('nodeName')}{network}"
     for label, host, port in found:
         if spec.host:
