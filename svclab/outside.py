@@ -117,10 +117,10 @@ class Session:
 
 class OutsideClient:
     """A small pool of sessions with the client container CONTAINER (by name), opened through
-    the docker SDK client DC as they are needed and reused; at most MAX_SESSIONS at once (the
-    probes of a lab run side by side)."""
+    the docker SDK client DC as they are needed and reused; at most MAX_SESSIONS at once (three
+    labs side by side, each with its probes side by side, each probe sending to every node at once)."""
 
-    def __init__(self, dc, container: str, *, max_sessions: int = 8):
+    def __init__(self, dc, container: str, *, max_sessions: int = 24):
         self.dc, self.container, self.max_sessions = dc, container, max_sessions
         self._idle: list[Session] = []
         self._open = 0

@@ -172,3 +172,30 @@ def test_the_labs_claims_are_in_the_table():
     assert all(p.claim in LAB.claims for p in LAB.probes)
     assert probes.own_cluster_reason(PROBES["loopback-node-port"])
     assert probes.own_cluster_reason(PROBES["far-node-own-node-port-answers"]) is None
+
+
+def test_an_http_probe_sends_to_every_target_at_once_and_reports_them_in_node_order():
+    import threading
+    import time
+
+    ctx, asked = _ctx()
+    lock, running, most = threading.Lock(), [0], [0]
+
+    def slow(path, query, timeout):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.3)
+        with lock:
+            running[0] -= 1
+        return json.dumps({"responses": [], "errors": [f"timeout from {dict(query)['host']}"]})
+
+    ctx.kube.get_json = slow
+    spec = http.Spec.model_validate({"id": "p", "claim": "C5", "kind": "http", "from": "pod", "service": "echo",
+                                     "via": "node-port", "expect": {"answers": False}})
+    started = time.monotonic()
+    seen = http.observe(ctx, spec)
+    assert most[0] == 3 and time.monotonic() - started < 0.8
+    assert [line.split(" → ")[1].split()[0] for line in seen.evidence] == [n.name for n in TOPOLOGY.nodes]
+    assert all(n.ip in line for n, line in zip(TOPOLOGY.nodes, seen.evidence))
+    assert seen.facts["silent_targets"] == 3 and http.judge(seen.facts, spec.expectation("metallb")) == []

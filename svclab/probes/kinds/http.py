@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from ...cancel import Workers, bound_cancel
 from ...errors import SvclabError
 from ...probe_paths import HOST_NETWORK
 from ..base import HOST_NAME, NAME, Expectation, Observation, Prediction, ProbeSpec, Topology
@@ -184,7 +185,7 @@ def _is_ip(text: str) -> bool:
 
 
 def observe(ctx, spec: Spec) -> Observation:
-    samples, notes = [], []
+    notes = []
     pod = lab_client(ctx, spec.client) if spec.client else None
     found = targets(ctx, spec, pod)
     if not found:
@@ -198,7 +199,8 @@ def observe(ctx, spec: Spec) -> Observation:
         client, client_ip = pod, pod["status"]["podIP"]
         network = HOST_NETWORK if pod["spec"].get("hostNetwork") else ""
         source = f"pod {pod['metadata']['name']} on {pod['spec'].get('nodeName')}{network}"
-    for label, host, port in found:
+
+    def send(label: str, host: str, port: int) -> dict[str, Any]:
         if spec.host:
             label += f" (Host: {spec.host})"
             result = outside_dial(ctx, host, port, spec.request, spec.tries, host_header=spec.host)
@@ -206,7 +208,12 @@ def observe(ctx, spec: Spec) -> Observation:
             result = dial(ctx, spec.from_, host, port, spec.request, spec.tries, client=client)
         got = result.get("responses", [])
         via_node = arp_holder(ctx, host) if spec.via == "load-balancer" and spec.from_ == "outside" and got else None
-        samples.append({"label": label, "responses": got, "errors": result.get("errors", []), "via_node": via_node})
+        return {"label": label, "responses": got, "errors": result.get("errors", []), "via_node": via_node}
+
+    # Every target at once (one per node at most): a target that does not answer costs its
+    # timeout once, not once per node in turn.
+    with Workers(f"http-{spec.id}", cancel=bound_cancel()) as workers:
+        samples = [f.result() for f in [workers.submit(send, *target) for target in found]]
     return summarize(samples, topo, client_ip=client_ip, request=spec.request, tries=spec.tries,
                      source=source, notes=notes)
 
