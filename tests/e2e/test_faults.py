@@ -197,26 +197,50 @@ def test_metallb_pods_deleted_mid_lab(cluster):
 # ------------------------------------------------------------------ two commands, and a killed one
 # (Before the tests below, which leave a worker stopped and a container frozen for the teardown.)
 
+HOLD_LAB = """title: "Holds the cluster: one Service watched while it stays pending"
+claims: [C12]
+manifests: [echo-one-node.yaml, service.yaml]
+deployments: [echo]
+probes:
+  - id: pending-a-while
+    claim: C12
+    kind: pending
+    service: echo
+    within: 40
+    expect: {pending: true}
+"""
+
+
 def test_two_runs_on_one_cluster_take_turns_or_refuse(cluster):
     """A second svclab on the same cluster never runs beside the first: it refuses in one line
     when told not to wait, and otherwise waits its turn and passes."""
-    # lab.pending holds the cluster for its 10 s of watching at least: a warm lab.clusterip could
-    # end before the second run asks, which then finds the cluster free.
-    first = Running("lab.pending", "--name", NAME, env=cluster.env(), cwd=cluster.tmp)
+    # The first run holds the cluster for 40 s of watching a pending Service at least (a lab of the
+    # test's own), and both others start together as soon as it has begun: neither can find the
+    # cluster free, however loaded the machine.
+    folder = cluster.tmp / "hold-labs" / "hold"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "lab.yaml").write_text(HOLD_LAB)
+    (folder / "service.yaml").write_text((ROOT / "labs" / "pending" / "service.yaml").read_text())
+    extra = ("--labs", str(folder.parent))
+    first = Running(*extra, "lab.hold", "--name", NAME, env=cluster.env(), cwd=cluster.tmp)
+    second = None
     try:
         first.wait_for_steps(1, timeout=120)
-        refused = svclab("lab.clusterip", "--name", NAME, env=cluster.env(SVCLAB_LOCK_WAIT="0"), cwd=cluster.tmp)
+        second = Running(*extra, "lab.clusterip", "--name", NAME, env=cluster.env(), cwd=cluster.tmp)
+        refused = svclab(*extra, "lab.clusterip", "--name", NAME, env=cluster.env(SVCLAB_LOCK_WAIT="0"), cwd=cluster.tmp)
         assert refused.returncode == EXIT_FAILURE, str(refused)
         assert len(refused.errors) == 1 and f"cluster {NAME} is busy: svclab (pid" in refused.errors[0], str(refused)
-        assert "runs lab.pending" in refused.errors[0]
-        second = cluster.run("lab.clusterip", "--name", NAME)
+        assert "runs lab.hold" in refused.errors[0]
+        assert first.proc.poll() is None, "the first run ended before the others asked: " + "".join(first.stderr)
         done = first.finish(timeout=600)
+        waited = second.finish(timeout=600)
     finally:
-        if first.proc.poll() is None:
-            first.signal(signal.SIGKILL)
+        for running in (first, second):
+            if running is not None and running.proc.poll() is None:
+                running.signal(signal.SIGKILL)
     assert done.returncode == EXIT_OK, str(done)
-    assert second.returncode == EXIT_OK, str(second)
-    assert "is busy" in second.stderr and "waiting up to" in second.stderr
+    assert waited.returncode == EXIT_OK, str(waited)
+    assert "is busy" in waited.stderr and "waiting up to" in waited.stderr, waited.stderr
 
 
 def test_two_clusters_brought_up_at_once_get_disjoint_pools(tmp_path):
