@@ -297,13 +297,19 @@ class Kube:
                    timeout=timeout)
 
     def wait_deployment(self, namespace: str, name: str, *, timeout: float, since: float | None = None) -> None:
-        """Waits until the Deployment is available; gives up early on a pod created after SINCE
-        (default: now) that cannot start. A caller that applied the Deployment passes the time
-        before its apply: its pods may be older than the wait (creation times have whole seconds)."""
+        """Waits until the Deployment is available; gives up early when it cannot create pods, or
+        on a pod created after SINCE (default: now) that cannot start. A caller that applied the
+        Deployment passes the time before its apply: its pods may be older than the wait
+        (creation times have whole seconds)."""
         since = time.time() if since is None else since
-        wait_until(f"deployment {namespace}/{name} to be available",
-                   lambda: self._judge("apps/v1", "Deployment", name, namespace, readiness.deployment_available),
-                   timeout=timeout, fail=lambda: self.broken_pod_reason(namespace, since))
+        seen: list[dict[str, Any] | None] = [None]
+
+        def available() -> bool:
+            seen[0] = self.get("apps/v1", "Deployment", name, namespace)
+            return seen[0] is not None and readiness.deployment_available(seen[0])
+
+        wait_until(f"deployment {namespace}/{name} to be available", available, timeout=timeout,
+                   fail=lambda: readiness.deployment_failure(seen[0]) or self.broken_pod_reason(namespace, since))
 
     def wait_daemonset(self, namespace: str, name: str, *, timeout: float) -> None:
         since = time.time()

@@ -31,7 +31,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-__all__ = ["deployment_available", "daemonset_ready", "node_ready", "crd_established", "endpoints_ready",
+__all__ = ["deployment_available", "deployment_failure", "daemonset_ready", "node_ready", "crd_established", "endpoints_ready",
            "broken_pod_reason", "IMAGE_FAILURES"]
 
 Obj = dict[str, Any]
@@ -64,6 +64,23 @@ def deployment_available(obj: Obj) -> bool:
     status = _status(obj)
     return _generation_observed(obj) and (status.get("updatedReplicas") or 0) == want \
         and (status.get("availableReplicas") or 0) == want
+
+
+# What the API server says when a policy, not a passing state, refuses a pod.
+POLICY_REFUSALS = ("violates PodSecurity", "denied the request")
+
+
+def deployment_failure(obj: Obj | None) -> str | None:
+    """Why the Deployment OBJ gets no pods at all, as its controller reports it: a ReplicaFailure
+    condition saying a policy refuses its pods (Pod Security admission, an admission webhook such
+    as a policy engine's), or None. Other failures to create pass, since the controller retries
+    them and they clear: a new namespace's ServiceAccount not made yet, a busy API server."""
+    for cond in _status(obj or {}).get("conditions") or []:
+        if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True" \
+                and any(refusal in (cond.get("message") or "") for refusal in POLICY_REFUSALS):
+            name = ((obj or {}).get("metadata") or {}).get("name")
+            return f"deployment {name} cannot create its pods: {cond.get('message') or cond.get('reason')}"
+    return None
 
 
 def daemonset_ready(obj: Obj) -> bool:

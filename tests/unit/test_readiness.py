@@ -53,6 +53,26 @@ def test_a_deployment_halfway_through_a_rollout_is_not_available():
     assert not deployment_available(client)
 
 
+def test_a_deployment_whose_pods_a_policy_refuses_says_why_at_once():
+    """Recorded: hostNetwork pods in a namespace whose Pod Security level is baseline."""
+    refused = by_name(sample("deployments.json"), "hostnet")
+    assert not deployment_available(refused)
+    assert readiness.deployment_failure(refused) == (
+        'deployment hostnet cannot create its pods: pods "hostnet-7d6b58f7d-6lvtx" is forbidden: violates '
+        'PodSecurity "baseline:latest": host namespaces (hostNetwork=true)')
+    webhook = copy.deepcopy(refused)
+    webhook["status"]["conditions"][2]["message"] = ('admission webhook "validate.kyverno.svc-fail" denied the '
+                                                     'request: hostNetwork is not allowed')
+    assert "denied the request" in readiness.deployment_failure(webhook)
+    # A failure the controller retries until it clears is waited out, as is a Deployment not yet seen.
+    waiting = copy.deepcopy(refused)
+    waiting["status"]["conditions"][2]["message"] = ('pods "hostnet-7d6b58f7d-6lvtx" is forbidden: error looking up '
+                                                     'service account psa-test/default: serviceaccount "default" not found')
+    assert readiness.deployment_failure(waiting) is None
+    assert readiness.deployment_failure(by_name(sample("deployments.json"), "stuck")) is None
+    assert readiness.deployment_failure(None) is None
+
+
 def test_a_daemonset_ready_on_every_node_is_ready():
     assert daemonset_ready(by_name(sample("daemonsets.json"), "speaker"))
 
