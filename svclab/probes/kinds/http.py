@@ -193,10 +193,10 @@ def observe(ctx, spec: Spec) -> Observation:
     elif spec.via == "load-balancer":
         if reported := ctx.env.provider.holder(ctx.kube, ctx.namespace, spec.service):
             notes.append(f"{ctx.env.provider.name} reports the address held by node {reported}")
-    topo, source, client = ctx.topology, spec.from_, None
+    topo, source = ctx.topology, spec.from_
     client_ip = topo.client_ip if spec.from_ == "outside" else topo.client_pod_ip
     if pod:
-        client, client_ip = pod, pod["status"]["podIP"]
+        client_ip = pod["status"]["podIP"]
         network = HOST_NETWORK if pod["spec"].get("hostNetwork") else ""
         source = f"pod {pod['metadata']['name']} on {pod['spec'].get('nodeName')}{network}"
 
@@ -205,7 +205,7 @@ def observe(ctx, spec: Spec) -> Observation:
             label += f" (Host: {spec.host})"
             result = outside_dial(ctx, host, port, spec.request, spec.tries, host_header=spec.host)
         else:
-            result = dial(ctx, spec.from_, host, port, spec.request, spec.tries, client=client)
+            result = dial(ctx, spec.from_, host, port, spec.request, spec.tries, client=pod)
         got = result.get("responses", [])
         via_node = arp_holder(ctx, host) if spec.via == "load-balancer" and spec.from_ == "outside" and got else None
         return {"label": label, "responses": got, "errors": result.get("errors", []), "via_node": via_node}
