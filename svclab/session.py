@@ -57,7 +57,7 @@ def _run(env, selected: list, skipped: list, flags: LabFlags, lab_ids: Sequence[
             if (seen := labs.topology_now(env, lab)) is not None:
                 topologies[lab.id] = seen
     else:
-        results = labs.run_labs(env, selected, topologies)
+        results = labs.run_labs_timed(env, selected, topologies)
     folder = None
     if visit is not None and any(not r.passed for r in results):
         folder = _diagnostics(env, flags, ui)   # before the clean-up takes the labs' namespaces away

@@ -214,7 +214,7 @@ def run_once(env: lifecycle.Environment, selected: Sequence[labs.Lab]) -> list[l
     """The results of one run of the SELECTED labs, or Raised with the line the error would end a
     command with (a bug, which no rule of exits.py knows, is raised)."""
     try:
-        return labs.run_labs(env, selected)
+        return labs.run_labs_timed(env, selected)
     except Exception as e:
         if (known := exit_for(e)) is None:
             raise

@@ -274,3 +274,49 @@ def test_spec_defaults():
     spec = _spec()
     assert (spec.tries, spec.cut_off, spec.within, spec.path) == (12, False, 20, "haproxy-in-front")
     assert spec.expectation("metallb") == Expect(up="all")
+
+
+def _cut_probe_run(monkeypatch, statuses):
+    """_cut_off_one with HAProxy's view of the spare node going through STATUSES (then staying at
+    the last one); the names of the nodes it cut off."""
+    import contextlib
+    import types
+
+    seen = iter(statuses)
+    last = {"status": statuses[0]}
+
+    def stats(ctx, address):
+        last["status"] = next(seen, last["status"])
+        return {"dev-worker2": {"status": last["status"]}}
+
+    cuts = []
+
+    @contextlib.contextmanager
+    def cut_off(ctx, node):
+        cuts.append(node)
+        yield 0
+
+    monkeypatch.setattr(haproxy, "_stats", stats)
+    monkeypatch.setattr(haproxy, "spare_node", lambda ctx: "dev-worker2")
+    monkeypatch.setattr(haproxy, "cut_off", cut_off)
+    monkeypatch.setattr(haproxy, "outside_dial", lambda *a, **k: {"responses": ["echo-1"]})
+    ctx = types.SimpleNamespace(topology=types.SimpleNamespace(pod_nodes={"echo-1": "dev-worker"}))
+    evidence = []
+    facts = haproxy._cut_off_one(ctx, _spec(cut_off=True, within=1), "172.18.0.10", evidence)
+    return cuts, facts, evidence
+
+
+def test_a_cut_waits_for_the_node_to_be_up_first(monkeypatch):
+    # An earlier lab's cut left it DOWN; HAProxy's checks bring it UP, then the cut takes it DOWN.
+    cuts, facts, evidence = _cut_probe_run(monkeypatch, ["DOWN", "DOWN", "UP", "UP", "DOWN"])
+    assert cuts == ["dev-worker2"]
+    assert facts["marked_down_after"] is not None and facts["sent_during"] == 2
+    assert evidence[0] == "cut dev-worker2 off the network"
+
+
+def test_a_node_that_stays_down_is_not_cut(monkeypatch):
+    # Its DOWN after the cut would prove nothing: the probe fails, and nothing is cut.
+    with pytest.raises(haproxy.SvclabError, match="HAProxy had dev-worker2 DOWN, not UP, for 1s before the cut"):
+        _cut_probe_run(monkeypatch, ["DOWN"])
+    with pytest.raises(haproxy.SvclabError, match="had dev-worker2 not listed"):
+        _cut_probe_run(monkeypatch, [""])

@@ -4,10 +4,11 @@ sh (dash) inside the braces the outside client's long-lived shell wraps every co
 Service has no ready pod (refused at once), as an address nothing holds does (no route to host, or
 no answer until curl's -m), and as a Service with pods does; its output parsed; observe on a fake
 cluster that scales (its pods terminating a moment, each node's kube-proxy a moment behind) and
-one whose pods are never ready; and the judge on the facts of a real `lab.no-endpoints` run on
+one whose pods are never ready, every request sent from the probe's own outside client; and the judge on the facts of a real `lab.no-endpoints` run on
 MetalLB (recorded_facts.json) and on facts made as observe makes them, changed the way a
 misbehaving network would change them: each expectation must be able to fail."""
 
+import contextlib
 import copy
 import json
 import shlex
@@ -383,11 +384,22 @@ def quick_settle(monkeypatch):
     monkeypatch.setattr(scale_to_zero, "ICMP_GAP", 0.0)
 
 
+@pytest.fixture(autouse=True)
+def own_client(monkeypatch):
+    """The probe's own outside client is the fake ctx.refusals (its container needs Docker)."""
+    monkeypatch.setattr(scale_to_zero, "own_client", lambda ctx: contextlib.nullcontext(ctx.refusals))
+
+
+def _shared_client(command, timeout):
+    pytest.fail("sent from the outside client every probe shares, not from the probe's own")
+
+
 def _ctx(tmp_path: Path, table: dict = DOWN, *, ip: str | None = LB_IP, run=None, wait: float = 4, **kube):
     bin_dir = _fake_curl(tmp_path, table)
     return types.SimpleNamespace(
         kube=_Kube(tmp_path / "state", ip=ip, **kube), namespace=NAMESPACE,
-        outside=types.SimpleNamespace(run=run or (lambda command, timeout: (0, _session(command, str(bin_dir))))),
+        outside=types.SimpleNamespace(run=_shared_client),
+        refusals=types.SimpleNamespace(run=run or (lambda command, timeout: (0, _session(command, str(bin_dir))))),
         topology=types.SimpleNamespace(nodes=NODES, pool=types.SimpleNamespace(subnet="172.18.0.0/16")),
         settings=types.SimpleNamespace(wait_timeout=wait),
         env=types.SimpleNamespace(provider=types.SimpleNamespace(
@@ -530,6 +542,7 @@ def made(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(scale_to_zero, "SETTLE", 0.2)
         patch.setattr(scale_to_zero, "ICMP_GAP", 0.0)
+        patch.setattr(scale_to_zero, "own_client", lambda ctx: contextlib.nullcontext(ctx.refusals))
         return {probe_id: scale_to_zero.observe(_ctx(tmp_path_factory.mktemp(probe_id), linger=0),
                                                 _probe(probe_id)).facts
                 for probe_id in ("no-pod-node-port-refused", "no-pod-external-address")}
@@ -743,13 +756,13 @@ def test_tries_go_round_the_nodes_and_space_only_each_node_s_own(monkeypatch):
     monkeypatch.setattr(scale_to_zero, "ICMP_GAP", 0.2)
     asked = []
 
-    def once(ctx, label, ip, port):
+    def once(ctx, client, label, ip, port):
         asked.append((label, time.monotonic()))
         return {"target": label, "seconds": 0.001, "status": 7, "error": "Connection refused"}
 
     monkeypatch.setattr(scale_to_zero, "_once", once)
     targets = [(f"node{i}", f"172.18.0.{i}", NODE_PORT) for i in (2, 3, 4)]
-    seen = scale_to_zero._ask(None, targets, 3, settle=1)
+    seen = scale_to_zero._ask(None, None, targets, 3, settle=1)
     settle, tries = asked[:3], asked[3:]
     assert [label for label, _ in settle] == ["node2", "node3", "node4"]   # each refused at its first
     assert [label for label, _ in tries] == ["node2", "node3", "node4"] * 3

@@ -1,5 +1,6 @@
-"""lab.all's labs side by side: at most SIDE_BY_SIDE at once, the disruptive and the `alone` ones
-by themselves afterwards, results in the labs' order, and a stopped run starting no waiting lab."""
+"""lab.all's labs side by side: at most SIDE_BY_SIDE at once; the `alone` labs, and the probes of
+the disruptive labs that change the cluster, by themselves afterwards; results in the labs' order,
+and a stopped run starting no waiting lab."""
 
 import dataclasses
 import threading
@@ -12,10 +13,20 @@ from svclab import labs
 
 
 @dataclasses.dataclass(frozen=True)
+class FakeProbe:
+    id: str
+    changes: bool = False
+
+    def changes_cluster(self):
+        return self.changes
+
+
+@dataclasses.dataclass(frozen=True)
 class FakeLab:
     id: str
     disruptive: bool = False
     alone: bool = False
+    probes: tuple = (FakeProbe("a"), FakeProbe("b"))
 
 
 class Recorder:
@@ -34,19 +45,60 @@ class Recorder:
         return [f"{lab.id}/a", f"{lab.id}/b"]
 
 
-def test_at_most_three_at_once_and_the_others_by_themselves_after(monkeypatch):
+def test_at_most_side_by_side_at_once_and_the_lone_ones_by_themselves_after(monkeypatch):
     recorder = Recorder()
     monkeypatch.setattr(labs, "run_lab", recorder.run_lab)
-    selected = [FakeLab(f"l{i}") for i in range(7)] + [FakeLab("quiet", alone=True), FakeLab("cut", disruptive=True)]
-    results = labs.run_labs(None, selected)
+    selected = [FakeLab(f"l{i}") for i in range(7)] + [FakeLab("quiet", alone=True), FakeLab("hush", alone=True)]
+    results = labs.run_labs(None, selected, side_by_side=3)
     assert results == [f"{lab.id}/{p}" for lab in selected for p in "ab"]
     assert recorder.most == 3
     starts = [e for e in recorder.events if e[0] == "start"]
     # The lone labs start after every other lab ended, each with nothing else running.
     last_end_of_others = max(i for i, e in enumerate(recorder.events) if e[0] == "end" and e[1].startswith("l"))
-    for name in ("quiet", "cut"):
+    for name in ("quiet", "hush"):
         index = recorder.events.index(next(e for e in starts if e[1] == name))
         assert index > last_end_of_others and recorder.events[index][2] == 1
+
+
+def test_a_disruptive_lab_looks_with_the_others_and_changes_the_cluster_by_itself_after(monkeypatch):
+    recorder = Recorder()
+    monkeypatch.setattr(labs, "run_lab", recorder.run_lab)
+    cut = FakeLab("cut", disruptive=True, probes=(FakeProbe("look"), FakeProbe("stop-node", changes=True),
+                                                  FakeProbe("look-again"), FakeProbe("restart", changes=True)))
+    opened = []
+    monkeypatch.setattr(labs, "open_lab", lambda env, lab, topologies=None: opened.append(lab.id) or lab)
+    monkeypatch.setattr(labs, "run_order", lambda lab, provider, mode: [[p for p in lab.probes if not p.changes],
+                                                                        *([p] for p in lab.probes if p.changes)])
+
+    def run_batches(lab, batches):
+        recorder.run_lab(None, types.SimpleNamespace(id="+".join(p.id for b in batches for p in b)))
+        return [types.SimpleNamespace(probe=p.id) for b in reversed(batches) for p in b]
+
+    monkeypatch.setattr(labs, "run_batches", run_batches)
+    env = types.SimpleNamespace(provider=types.SimpleNamespace(name="metallb", one_name_at_a_time=False),
+                                kube_proxy_mode="iptables")
+    selected = [FakeLab("l0"), cut, FakeLab("l1"), FakeLab("quiet", alone=True)]
+    results = labs.run_labs(env, selected)
+    assert opened == ["cut"]   # once: the changing probes use the context of the looking ones
+    assert [getattr(r, "probe", r) for r in results] == [
+        "l0/a", "l0/b", "look", "stop-node", "look-again", "restart", "l1/a", "l1/b", "quiet/a", "quiet/b"]
+    starts = [e[1] for e in recorder.events if e[0] == "start"]
+    assert set(starts[:3]) == {"l0", "look+look-again", "l1"}
+    assert starts[3:] == ["stop-node+restart", "quiet"]   # by themselves, in the labs' order
+    assert all(e[2] == 1 for e in recorder.events if e[0] == "start" and e[1] in starts[3:])
+
+
+def test_the_longest_labs_start_first_and_each_lab_s_time_is_given_back(monkeypatch):
+    recorder = Recorder(seconds=0.02)
+    monkeypatch.setattr(labs, "run_lab", recorder.run_lab)
+    selected = [FakeLab(i) for i in ("short", "long", "new", "mid", "quiet")]
+    selected[-1] = FakeLab("quiet", alone=True)
+    took = {}
+    results = labs.run_labs(None, selected, side_by_side=1, took=took,
+                            times={"short": 0.5, "long": 20.0, "mid": 3.0, "quiet": 9.0})
+    assert [e[1] for e in recorder.events if e[0] == "start"] == ["new", "long", "mid", "short", "quiet"]
+    assert results == [f"{lab.id}/{p}" for lab in selected for p in "ab"]   # reported in the labs' order
+    assert sorted(took) == sorted(lab.id for lab in selected) and all(t >= 0.02 for t in took.values())
 
 
 def test_one_at_a_time_when_asked(monkeypatch):

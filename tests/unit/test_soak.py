@@ -117,7 +117,7 @@ def soak_with(monkeypatch, outcomes, *, answers=True, runs=None, bundles=None):
             raise outcome
         return outcome
 
-    monkeypatch.setattr(soak.labs, "run_labs", fake_run_labs)
+    monkeypatch.setattr(soak.labs, "run_labs_timed", fake_run_labs)
     monkeypatch.setattr(soak, "api_answers", lambda env: answers)
     return soak.soak_runs(types.SimpleNamespace(), [], runs or len(outcomes), UI(quiet=True), collect=collect)
 

@@ -207,6 +207,12 @@ def _cut_off_one(ctx, spec: Spec, address: str, evidence: list[str]) -> dict[str
                          "node": ctx.topology.pod_nodes.get(got[0]) if got else None, "cut_status": status})
         return status
 
+    # HAProxy keeps checking between probes: a node an earlier cut left DOWN must be UP again
+    # first, or its DOWN after this cut would prove nothing.
+    before, _ = poll(lambda: _stats(ctx, address).get(node, {}).get("status", ""), lambda s: s == "UP",
+                     timeout=spec.within, interval=0.25)
+    if before != "UP":
+        raise SvclabError(f"HAProxy had {node} {before or 'not listed'}, not UP, for {spec.within:g}s before the cut")
     with cut_off(ctx, node):
         evidence.append(f"cut {node} off the network")
         started = time.monotonic()

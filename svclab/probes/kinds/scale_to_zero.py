@@ -1,19 +1,26 @@
 """scale-to-zero: a Service whose pods are all gone. Scales the lab's Deployment to zero, waits
 until the Service has no endpoint left, times how fast a connection to its nodePort and to its
-external address is refused from the outside client, then scales back and waits for answers."""
+external address is refused from outside, then scales back and waits for answers.
+
+A refusal is an ICMP error, and Linux sends each peer only about one a second: the probe sends
+from an outside client of its own (container svclab-client-refusals-CLUSTER), whose address no
+other probe uses, so that other labs' refused traffic running beside it cannot delay its refusals."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import statistics
 import time
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from ... import site
 from ...errors import SvclabError
 from ...kube import pause_of, poll, wait_until
-from ...outside import failure_reason
+from ...outside import OutsideClient, failure_reason
 from ..base import NAME, Expectation, Observation, Prediction, ProbeSpec, Topology
 from ..traffic import lab_address, outside_run, service, wait_external_ip
 
@@ -93,6 +100,8 @@ SETTLE = 10   # seconds for every node's kube-proxy to drop a vanished pod
 # spaced so that each is refused as the first would be.
 ICMP_GAP = 1.1
 
+OWN_CLIENT = "client-refusals"   # the probe's own outside client: its role (see the module's docstring)
+
 _TIMED = re.compile(r"^\s*([0-9.]+)\s+(\d+)\s*(.*)$", re.S)
 
 
@@ -126,13 +135,27 @@ def _endpoints(ctx, name: str) -> tuple[int, int]:
     return len(every), sum(1 for e in every if (e.get("conditions") or {}).get("ready"))
 
 
-def _once(ctx, label: str, ip: str, port: int) -> dict[str, Any]:
-    _, out = outside_run(ctx, timed_script(lab_address(ctx, ip), port), timeout=5)
+@contextlib.contextmanager
+def own_client(ctx) -> Iterator[OutsideClient]:
+    """The probe's own outside client, started beside the outside client if it is not running."""
+    from ...network import docker_client
+
+    dc, cluster = docker_client(), ctx.settings.cluster_name
+    site.ensure(dc, cluster=cluster, network=ctx.settings.network, machine=site.confined(OWN_CLIENT, "pause"))
+    client = OutsideClient(dc, site.container_name(OWN_CLIENT, cluster))
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _once(ctx, client, label: str, ip: str, port: int) -> dict[str, Any]:
+    _, out = outside_run(ctx, timed_script(lab_address(ctx, ip), port), timeout=5, client=client)
     return {"target": label, **parse_timed(out)}
 
 
-def _ask(ctx, targets, tries: int, *, settle: float = 0) -> list[dict[str, Any]]:
-    """TRIES attempts per target, in rounds over the targets; the attempts come back grouped by
+def _ask(ctx, client, targets, tries: int, *, settle: float = 0) -> list[dict[str, Any]]:
+    """TRIES attempts per target from CLIENT, in rounds over the targets; the attempts come back grouped by
     target, in the targets' order. With SETTLE, first, for each target, up to SETTLE seconds of
     attempts until one is refused: each node's kube-proxy takes a moment to see the endpoints go
     (until then a connection goes to the vanished pod's address and times out). Also with SETTLE,
@@ -143,18 +166,23 @@ def _ask(ctx, targets, tries: int, *, settle: float = 0) -> list[dict[str, Any]]
     seen: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in targets}
     if settle:
         for label, ip, port in targets:
-            poll(lambda: _once(ctx, label, ip, port), _refused, timeout=settle, interval=0.1)
+            poll(lambda: _once(ctx, client, label, ip, port), _refused, timeout=settle, interval=0.1)
             last[label] = time.monotonic()
     for _ in range(tries):
         for label, ip, port in targets:
             if settle and (gap := last.get(label, 0.0) + ICMP_GAP - time.monotonic()) > 0:
                 pause(gap)
-            seen[label].append(_once(ctx, label, ip, port))
+            seen[label].append(_once(ctx, client, label, ip, port))
             last[label] = time.monotonic()
     return [attempt for label, _, _ in targets for attempt in seen[label]]
 
 
 def observe(ctx, spec: Spec) -> Observation:
+    with own_client(ctx) as client:
+        return _observe(ctx, spec, client)
+
+
+def _observe(ctx, spec: Spec, client: OutsideClient) -> Observation:
     deployment = ctx.kube.get("apps/v1", "Deployment", spec.deployment, ctx.namespace)
     if deployment is None:
         raise SvclabError(f"Deployment {spec.deployment} does not exist in {ctx.namespace}")
@@ -176,7 +204,7 @@ def observe(ctx, spec: Spec) -> Observation:
             raise SvclabError(f"Service {spec.service} did not come to list pods none of which is ready "
                               f"({total} endpoints, {ready} ready)")
         evidence.append(f"Service {spec.service}: {total} endpoints (pods running), none ready")
-        refused = _ask(ctx, targets, spec.tries, settle=SETTLE)
+        refused = _ask(ctx, client, targets, spec.tries, settle=SETTLE)
         _add_refusals(evidence, refused)
         return Observation(_summary(refused, []), evidence, {"refused": refused, "after": []})
     scale(0)
@@ -184,12 +212,12 @@ def observe(ctx, spec: Spec) -> Observation:
         wait_until(f"Service {spec.service} to lose its endpoints", lambda: _endpoints(ctx, spec.service)[0] == 0,
                    timeout=ctx.settings.wait_timeout)
         evidence.append(f"scaled {spec.deployment} to 0: no endpoint left (not even a terminating pod)")
-        refused = _ask(ctx, targets, spec.tries, settle=SETTLE)
+        refused = _ask(ctx, client, targets, spec.tries, settle=SETTLE)
     finally:
         scale(replicas)
     ctx.kube.wait_deployment(ctx.namespace, spec.deployment, timeout=ctx.settings.wait_timeout)
     # kube-proxy reprograms each node within moments of the endpoints coming back.
-    after, _ = poll(lambda: _ask(ctx, targets, 1), lambda seen: all(s["status"] == 0 for s in seen),
+    after, _ = poll(lambda: _ask(ctx, client, targets, 1), lambda seen: all(s["status"] == 0 for s in seen),
                     timeout=ctx.settings.wait_timeout / 4, interval=0.25)
     _add_refusals(evidence, refused)
     if spec.via == "load-balancer" and (reported := ctx.env.provider.holder(ctx.kube, ctx.namespace, spec.service)):
