@@ -386,8 +386,8 @@ class Visit:
             removed += ingress.remove_cluster_scoped(env.kube)
         if self.metallb:
             removed += metallb.remove_from_target(env.kube, timeout=env.settings.wait_timeout)
-        if env.target.outside == "container" and network.remove_client(network.docker_client(), env.settings.cluster_name):
-            removed.append(network.client_container_name(env.settings.cluster_name))
+        if env.target.outside == "container":
+            removed += remove_containers(env.settings.cluster_name)
         forget(env.settings)
         return removed
 
@@ -447,6 +447,17 @@ def own_namespaces(kube: Kube) -> list[str]:
 
 
 
+def remove_containers(cluster: str) -> list[str]:
+    """Removes svclab's outside client of CLUSTER and the clients some probes start beside it
+    (site.py's machines of that name); returns the names of what it removed."""
+    from . import site
+
+    dc = network.docker_client()
+    removed = [network.client_container_name(cluster)] if network.remove_client(dc, cluster) else []
+    machines = site.remove_all(dc, cluster)
+    return removed + ([f"{machines} container{'s' if machines > 1 else ''} beside it"] if machines else [])
+
+
 def leave(settings: Settings, ui: UI) -> list[str]:
     """`cluster.down` on the user's cluster: every namespace labelled as svclab's, and svclab's
     outside client container; nothing else. Returns what it removed."""
@@ -458,8 +469,7 @@ def leave(settings: Settings, ui: UI) -> list[str]:
     # What --install made, if a run was killed before removing it.
     removed += ingress.remove_cluster_scoped(kube)
     removed += metallb.remove_from_target(kube, timeout=settings.wait_timeout)
-    if network.remove_client(network.docker_client(), settings.cluster_name):
-        removed.append(network.client_container_name(settings.cluster_name))
+    removed += remove_containers(settings.cluster_name)
     forget(settings)
     ui.done(f"removed from context {settings.context}: {', '.join(removed)}" if removed
             else f"nothing of svclab's on context {settings.context}")
