@@ -311,11 +311,22 @@ class Kube:
         wait_until(f"deployment {namespace}/{name} to be available", available, timeout=timeout,
                    fail=lambda: readiness.deployment_failure(seen[0]) or self.broken_pod_reason(namespace, since))
 
-    def wait_daemonset(self, namespace: str, name: str, *, timeout: float) -> None:
-        since = time.time()
+    def wait_daemonset(self, namespace: str, name: str, *, timeout: float, since: float | None = None) -> None:
+        """Waits until the DaemonSet runs a ready pod on each of its nodes; gives up early when a
+        policy refuses its pods (its controller's FailedCreate events say so: a DaemonSet has no
+        condition for it), or on a pod created after SINCE (default: now) that cannot start."""
+        since = time.time() if since is None else since
         wait_until(f"daemonset {namespace}/{name} to be ready",
                    lambda: self._judge("apps/v1", "DaemonSet", name, namespace, readiness.daemonset_ready),
-                   timeout=timeout, fail=lambda: self.broken_pod_reason(namespace, since))
+                   timeout=timeout, fail=lambda: self._daemonset_failure(namespace, name, since)
+                   or self.broken_pod_reason(namespace, since))
+
+    def _daemonset_failure(self, namespace: str, name: str, since: float) -> str | None:
+        try:
+            events = self.list("v1", "Event", namespace, field_selector=f"involvedObject.name={name}")
+        except (ApiException, OSError, urllib3.exceptions.HTTPError):
+            return None
+        return readiness.daemonset_failure(name, events, since)
 
     def _judge(self, api_version: str, kind: str, name: str, namespace: str,
                ready: Callable[[dict[str, Any]], bool]) -> bool:

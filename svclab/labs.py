@@ -60,6 +60,7 @@ class Lab:
     directory: Traversable
     disruptive: bool = False    # changes the cluster on purpose (stops a node): runs last
     alone: bool = False         # measures what other labs' traffic would disturb: never side by side
+    daemonsets: tuple[str, ...] = ()  # waited for as the deployments are, a ready pod on each node
     upstream: tuple[str, ...] = ()  # pinned upstream manifests (pins.toml sections) applied first
     needs_ingress: bool = False     # probes the cluster's Ingress controller (cluster.up --ingress)
     source: str = ""                # where the definition came from, as errors name it
@@ -187,7 +188,7 @@ def parse_lab(lab_id: str, data: Any, directory: Traversable, *, source: str | N
         manifest_exists=lambda name: _manifest_file(directory, name) is not None,
         pinned=lambda name: bool((pins().get(name) or {}).get("files")))
     return Lab(id=lab_id, title=checked.title, claims=tuple(checked.claims), manifests=tuple(checked.manifests),
-               deployments=tuple(checked.deployments), probes=tuple(checked.probes), directory=directory,
+               deployments=tuple(checked.deployments), daemonsets=tuple(checked.daemonsets), probes=tuple(checked.probes), directory=directory,
                disruptive=checked.disruptive, alone=checked.alone, upstream=tuple(checked.upstream), needs_ingress=checked.needs_ingress,
                source=source)
 
@@ -307,6 +308,8 @@ def prepare(env: Environment, lab: Lab) -> None:
     kube.apply(objects, namespace=lab.namespace)
     for name in lab.deployments:
         kube.wait_deployment(lab.namespace, name, timeout=env.settings.wait_timeout, since=applied)
+    for name in lab.daemonsets:
+        kube.wait_daemonset(lab.namespace, name, timeout=env.settings.wait_timeout, since=applied)
     kube.wait_service_endpoints(lab.namespace, timeout=env.settings.wait_timeout)
 
 

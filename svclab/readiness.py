@@ -83,6 +83,21 @@ def deployment_failure(obj: Obj | None) -> str | None:
     return None
 
 
+def daemonset_failure(name: str, events: list[Obj], since: float) -> str | None:
+    """Why the DaemonSet NAME gets no pods, from the events of its namespace about it (EVENTS):
+    a FailedCreate since SINCE (an earlier run's stays an hour) whose message says a policy
+    refuses its pods (see deployment_failure), or None."""
+    for event in events:
+        involved = event.get("involvedObject") or {}
+        message = event.get("message") or ""
+        last = _timestamp(event.get("lastTimestamp") or event.get("eventTime")
+                          or (event.get("metadata") or {}).get("creationTimestamp"))
+        if involved.get("kind") == "DaemonSet" and involved.get("name") == name and event.get("reason") == "FailedCreate" \
+                and last is not None and last >= int(since) and any(refusal in message for refusal in POLICY_REFUSALS):
+            return f"daemonset {name} cannot create its pods: {message.removeprefix('Error creating: ')}"
+    return None
+
+
 def daemonset_ready(obj: Obj) -> bool:
     """Whether the DaemonSet runs a ready pod of its latest template on every node it should."""
     status = _status(obj)

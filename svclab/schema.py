@@ -7,6 +7,7 @@ A lab definition is a mapping::
     claims: [C4, C5]              # claim ids (claims.yaml) the lab demonstrates
     manifests: [service.yaml]     # applied into the lab's namespace (its folder first, then manifests/)
     deployments: [echo]           # Deployments to wait for before probing
+    daemonsets: []                # DaemonSets to wait for (a ready pod on each node they choose)
     upstream: [gateway_api]       # pinned upstream manifests (pins.toml sections), applied first
     needs_ingress: false          # probes the cluster's Ingress controller
     disruptive: false             # changes the cluster on purpose (stops a node): runs last
@@ -61,6 +62,8 @@ class LabFile(BaseModel):
     manifests: list[str] = Field(default_factory=list,
                                  description="Manifests applied into the lab's namespace: the lab's folder first, then svclab's manifests/.")
     deployments: list[str] = Field(default_factory=list, description="Deployments to wait for before probing.")
+    daemonsets: list[str] = Field(default_factory=list, description=(
+        "DaemonSets to wait for before probing: a ready pod on every node each one chooses."))
     upstream: list[str] = Field(default_factory=list,
                                 description="Pinned upstream manifests (sections of svclab's pins.toml) applied first.")
     needs_ingress: bool = Field(False, description="The lab probes the cluster's Ingress controller.")

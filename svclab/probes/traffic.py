@@ -255,15 +255,20 @@ def netexec_port(pod: dict[str, Any]) -> int:
 
 def lab_client(ctx, name: str) -> dict[str, Any]:
     """The running pod of the lab's client NAME (labelled CLIENT_LABEL, app.kubernetes.io/name NAME)."""
+    return lab_clients(ctx, name)[0]
+
+
+def lab_clients(ctx, name: str) -> list[dict[str, Any]]:
+    """Every running pod of the lab's client NAME (a DaemonSet's: one per node), by node name."""
     pods = [p for p in ctx.kube.list("v1", "Pod", ctx.namespace,
                                      label_selector=f"{CLIENT_LABEL}=true,app.kubernetes.io/name={name}")
             if (p.get("status") or {}).get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
             and (p.get("status") or {}).get("podIP")]
     if not pods:
         raise SvclabError(f"the lab's client {name} has no running pod in {ctx.namespace}",
-                          hint=f"a client is a Deployment whose pods are labelled {CLIENT_LABEL}: \"true\" "
+                          hint=f"a client is a Deployment or DaemonSet whose pods are labelled {CLIENT_LABEL}: \"true\" "
                                f"and app.kubernetes.io/name: {name}")
-    return pods[0]
+    return sorted(pods, key=lambda p: (p["spec"].get("nodeName") or "", p["metadata"]["name"]))
 
 def arp_holder(ctx, ip: str) -> str | None:
     """The node whose MAC address the outside client's ARP table holds for IP: who really

@@ -263,14 +263,15 @@ def test_c30_internal_policy_local_answers_only_the_backends_node(results):
 
 
 def test_c39_c40_a_node_s_own_traffic(results):
-    """From a node's own network namespace: the ClusterIP and the node's own nodePort answer, the
-    latter under policy Local where the outside client gets nothing; 127.0.0.1 answers (iptables)."""
-    for probe in ("node-reaches-cluster-ip", "far-node-own-node-port-answers"):
+    """From every node's own network namespace: the ClusterIP and the node's own nodePort answer,
+    the latter under policy Local where the outside client gets nothing; 127.0.0.1 answers (iptables)."""
+    for probe in ("node-reaches-cluster-ip", "every-node-own-node-port-answers"):
         facts = results["host-network", probe]["facts"]
-        assert facts["responses"] == 2 and facts["backends"][0].startswith("echo-"), probe
+        assert facts["targets"] == facts["answered_targets"] == 3, probe    # one client per node, all answered
+        assert facts["responses"] == 6 and facts["backends"][0].startswith("echo-"), probe
     outside = results["host-network", "outside-nothing-on-far-nodes"]["facts"]
     assert outside["targets"] == outside["silent_targets"] >= 1 and outside["responses"] == 0
-    assert results["host-network", "loopback-node-port"]["facts"]["responses"] == 2
+    assert results["host-network", "loopback-node-port"]["facts"]["responses"] == 6
     evidence = " ".join(results["host-network", "loopback-node-port"]["evidence"])
     assert "in the node's network → " in evidence and "127.0.0.1:" in evidence
 

@@ -32,7 +32,7 @@ def test_nftables_gives_the_verdicts_of_iptables(cluster, metallb_all, tmp_path)
         # The one behaviour the mode changes (C40), and each verdict held on its own mode's expectation.
         loopback = {mode: next(r for r in doc["results"] if r["probe"] == "loopback-node-port")
                     for mode, doc in (("iptables", iptables), ("nftables", nftables))}
-        assert loopback["iptables"]["facts"]["responses"] == 2 and loopback["nftables"]["facts"]["responses"] == 0
+        assert loopback["iptables"]["facts"]["responses"] == 6 and loopback["nftables"]["facts"]["responses"] == 0
         assert loopback["nftables"]["expected"] == "no answer" != loopback["iptables"]["expected"]
 
         compared = svclab("report.compare", "--results", f"{iptables_file},{tmp_path / 'lab.all.json'}").stdout

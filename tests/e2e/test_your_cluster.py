@@ -150,13 +150,13 @@ def test_a_plain_kind_cluster_without_a_load_balancer(plain, tmp_path):
     assert any("stops or cuts off nodes" in r for r in skipped.values()), skipped
     # The host-network clients work here; only the loopback probe hangs on settings svclab cannot read.
     assert "localhostNodePorts" in skipped["host-network/loopback-node-port"], skipped
-    for probe in ("node-reaches-cluster-ip", "outside-nothing-on-far-nodes", "far-node-own-node-port-answers"):
+    for probe in ("node-reaches-cluster-ip", "outside-nothing-on-far-nodes", "every-node-own-node-port-answers"):
         assert results[f"host-network/{probe}"]["passed"], probe
     assert 'skipped="' in (tmp_path / "results.xml").read_text()
     assert "skipped" in proc.stdout and "stops or cuts off nodes" in proc.stdout
     # Cleaned up: the namespaces are as they were, svclab's outside client is gone, no node labelled.
     assert plain.namespaces() == before
-    left = subprocess.run(["docker", "ps", "-aq", "--filter", f"name=svclab-client-target-kind-{PLAIN}"],
+    left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=svclab.io/cluster=target-kind-{PLAIN}"],
                           capture_output=True, text=True).stdout.split()
     assert left == []
     assert "svclab.io" not in plain.kubectl("get", "nodes", "--show-labels").stdout
@@ -279,7 +279,7 @@ def test_this_machine_as_the_outside_client(plain, tmp_path):
     skipped = {f"{s['lab']}/{s['probe']}": s["reason"] for s in data["skipped"]}
     assert any("ClusterIP from outside the cluster" in r for k, r in skipped.items() if k.startswith("clusterip/")), skipped
     assert any("shell tools" in r for k, r in skipped.items() if k.startswith("tcp-udp/")), skipped
-    left = subprocess.run(["docker", "ps", "-aq", "--filter", f"name=svclab-client-target-kind-{PLAIN}"],
+    left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=svclab.io/cluster=target-kind-{PLAIN}"],
                           capture_output=True, text=True).stdout.split()
     assert left == []
     assert results["svclab/nothing-else-changed"]["passed"]

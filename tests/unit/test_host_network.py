@@ -94,7 +94,7 @@ def test_nodes_client_and_loopback_need_the_lab_s_client():
     for nodes in ("client", "loopback"):
         with pytest.raises(ValidationError, match=f"nodes: {nodes} is the node of the lab's client"):
             http.Spec.model_validate(base | {"nodes": nodes})
-        assert http.Spec.model_validate(base | {"nodes": nodes, "from": "pod", "client": "node-far"}).nodes == nodes
+        assert http.Spec.model_validate(base | {"nodes": nodes, "from": "pod", "client": "node-agent"}).nodes == nodes
 
 
 def test_a_typo_under_expect_by_proxy_mode_is_one_line_naming_the_key():
@@ -108,23 +108,23 @@ def test_a_typo_under_expect_by_proxy_mode_is_one_line_naming_the_key():
 
 def test_targets_on_the_client_s_own_node_and_its_loopback():
     ctx, _ = _ctx()
-    near, far = _pod("node-near-1", "kind-worker", host_network=True), _pod("node-far-1", "kind-worker2", host_network=True)
-    own = http.targets(ctx, PROBES["far-node-own-node-port-answers"], far)
+    near, far = _pod("node-agent-a", "kind-worker", host_network=True), _pod("node-agent-b", "kind-worker2", host_network=True)
+    own = http.targets(ctx, PROBES["every-node-own-node-port-answers"], far)
     assert own == [("kind-worker2 172.18.0.2:30395 (the client's own node)", "172.18.0.2", 30395)]
     loop = http.targets(ctx, PROBES["loopback-node-port"], near)
     assert loop == [("kind-worker 127.0.0.1:30395 (its own loopback)", "127.0.0.1", 30395)]
     with pytest.raises(SvclabError, match="has its own network namespace"):
-        http.targets(ctx, PROBES["loopback-node-port"], _pod("node-near-1", "kind-worker", host_network=False))
+        http.targets(ctx, PROBES["loopback-node-port"], _pod("node-agent-a", "kind-worker", host_network=False))
     with pytest.raises(SvclabError, match="not one of the cluster's nodes"):
-        http.targets(ctx, PROBES["far-node-own-node-port-answers"], _pod("x", "elsewhere", host_network=True))
+        http.targets(ctx, PROBES["every-node-own-node-port-answers"], _pod("x", "elsewhere", host_network=True))
 
 
 def test_a_host_network_client_is_asked_on_its_declared_port_and_alone_may_send_to_loopback():
     ctx, asked = _ctx()
-    host = _pod("node-near-1", "kind-worker", host_network=True)
+    host = _pod("node-agent-a", "kind-worker", host_network=True)
     assert dial(ctx, "pod", "127.0.0.1", 30395, "hostname", 2, client=host)["responses"]
     path, query = asked[-1]
-    assert path == f"/api/v1/namespaces/{LAB.namespace}/pods/node-near-1:9380/proxy/dial"
+    assert path == f"/api/v1/namespaces/{LAB.namespace}/pods/node-agent-a:9380/proxy/dial"
     assert query["host"] == "127.0.0.1" and query["tries"] == "2"
     # A pod with a network of its own, and svclab's client, may not: 127.0.0.1 is not a lab address for them.
     with pytest.raises(SvclabError, match="refusing to probe 127.0.0.1"):
@@ -140,7 +140,8 @@ def test_a_host_network_client_is_asked_on_its_declared_port_and_alone_may_send_
 def test_netexec_port_is_the_clients_declared_port():
     objects = labs.load_manifests(labs.render_manifest(LAB, "clients.yaml"))
     pods = [{"spec": o["spec"]["template"]["spec"]} for o in objects]
-    assert [netexec_port(p) for p in pods] == [9380, 9380]
+    assert [o["kind"] for o in objects] == ["DaemonSet"]   # one client in every node's network
+    assert [netexec_port(p) for p in pods] == [9380]
     assert all(p["spec"]["hostNetwork"] for p in pods)
     for pod in pods:
         security = pod["spec"]["containers"][0]["securityContext"]
@@ -157,7 +158,7 @@ def test_on_a_cluster_svclab_did_not_make_the_loopback_probe_and_unknown_modes_s
     assert [s.probe for s in skipped] == ["loopback-node-port"]
     assert "localhostNodePorts" in skipped[0].reason and "svclab made" in skipped[0].reason
     assert [p.id for p in runnable[0].probes] == ["node-reaches-cluster-ip", "outside-nothing-on-far-nodes",
-                                                 "far-node-own-node-port-answers"]
+                                                 "every-node-own-node-port-answers"]
     # A probe whose expectation follows the mode, where a replacement of kube-proxy translates Services.
     by_mode = PROBES["loopback-node-port"].model_copy(update={"nodes": "all", "client": None, "from_": "outside"})
     replaced = types.SimpleNamespace(translates_services=True, kube_proxy_mode="none", proxied=False,
@@ -171,7 +172,7 @@ def test_the_labs_claims_are_in_the_table():
     assert {"C39", "C40"} <= set(claims) and set(LAB.claims) == {"C39", "C40"}
     assert all(p.claim in LAB.claims for p in LAB.probes)
     assert probes.own_cluster_reason(PROBES["loopback-node-port"])
-    assert probes.own_cluster_reason(PROBES["far-node-own-node-port-answers"]) is None
+    assert probes.own_cluster_reason(PROBES["every-node-own-node-port-answers"]) is None
 
 
 def test_an_http_probe_sends_to_every_target_at_once_and_reports_them_in_node_order():
@@ -199,3 +200,33 @@ def test_an_http_probe_sends_to_every_target_at_once_and_reports_them_in_node_or
     assert [line.split(" → ")[1].split()[0] for line in seen.evidence] == [n.name for n in TOPOLOGY.nodes]
     assert all(n.ip in line for n, line in zip(TOPOLOGY.nodes, seen.evidence))
     assert seen.facts["silent_targets"] == 3 and http.judge(seen.facts, spec.expectation("metallb")) == []
+
+
+def test_every_pod_of_a_daemonset_client_sends_to_its_own_node(monkeypatch):
+    ctx, asked = _ctx()
+    agents = [_pod(f"node-agent-{n.name[-1]}", n.name, host_network=True) for n in TOPOLOGY.nodes]
+    for agent, node in zip(agents, TOPOLOGY.nodes):
+        agent["status"]["podIP"] = node.ip
+    monkeypatch.setattr(http, "lab_clients", lambda ctx, name: agents)
+    own = http.observe(ctx, PROBES["every-node-own-node-port-answers"])
+    # One request set per node, from that node's own pod to that node's own address.
+    assert sorted((path.split("/pods/")[1].split(":")[0], q["host"]) for path, q in asked) == sorted(
+        (a["metadata"]["name"], n.ip) for a, n in zip(agents, TOPOLOGY.nodes))
+    assert own.facts["targets"] == 3 and own.facts["answered_targets"] == 3
+    assert [line.split(" → ")[0] for line in own.evidence] == [
+        f"pod {a['metadata']['name']} on {n.name}, in the node's network" for a, n in zip(agents, TOPOLOGY.nodes)]
+    assert http.judge(own.facts, PROBES["every-node-own-node-port-answers"].expectation("metallb", "iptables")) == []
+    asked.clear()
+    loop = http.observe(ctx, PROBES["loopback-node-port"])
+    assert {q["host"] for _, q in asked} == {"127.0.0.1"} and len(asked) == 3 and loop.facts["targets"] == 3
+    # Without client_pods: every, the first pod alone sends.
+    asked.clear()
+    one = PROBES["node-reaches-cluster-ip"].model_copy(update={"client_pods": "one"})
+    http.observe(ctx, one)
+    assert [path.split("/pods/")[1].split(":")[0] for path, _ in asked] == [agents[0]["metadata"]["name"]]
+
+
+def test_client_pods_every_needs_a_client():
+    base = {"id": "p", "claim": "C39", "kind": "http", "service": "echo", "via": "cluster-ip", "expect": {"answers": True}}
+    with pytest.raises(ValidationError, match="client_pods: every sends from each pod of the lab's client"):
+        http.Spec.model_validate(base | {"client_pods": "every"})

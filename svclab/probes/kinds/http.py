@@ -13,7 +13,7 @@ from ...cancel import Workers, bound_cancel
 from ...errors import SvclabError
 from ...probe_paths import HOST_NETWORK
 from ..base import HOST_NAME, NAME, Expectation, Observation, Prediction, ProbeSpec, Topology
-from ..traffic import arp_holder, dial, is_this_machine, lab_client, outside_dial, service, wait_external_ip
+from ..traffic import arp_holder, dial, is_this_machine, lab_clients, outside_dial, service, wait_external_ip
 
 
 
@@ -109,8 +109,11 @@ class Spec(ProbeSpec[Expect]):
     host: str | None = Field(None, pattern=HOST_NAME,
                              description="Host header (an Ingress or Gateway rule's host); from outside only.")
     client: str | None = Field(None, pattern=NAME, description=(
-        "With from: pod, the lab's own client that sends (the app.kubernetes.io/name of a Deployment in the lab "
-        "whose pods are labelled svclab.io/client: \"true\" and run agnhost netexec), instead of svclab's."))
+        "With from: pod, the lab's own client that sends (the app.kubernetes.io/name of a Deployment or DaemonSet "
+        "in the lab whose pods are labelled svclab.io/client: \"true\" and run agnhost netexec), instead of svclab's."))
+    client_pods: Literal["one", "every"] = Field("one", description=(
+        "With client: one of its running pods sends, or every one of them (a DaemonSet's: one per node), each to "
+        "its own targets (with nodes: client or loopback, its own node)."))
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -118,6 +121,8 @@ class Spec(ProbeSpec[Expect]):
             raise ValueError("host (a Host header) is sent only from the outside client: set from: outside")
         if self.client and self.from_ != "pod":
             raise ValueError("client names a pod of the lab that sends: set from: pod")
+        if self.client_pods == "every" and not self.client:
+            raise ValueError("client_pods: every sends from each pod of the lab's client: name it with client")
         if self.nodes != "all" and self.via != "node-port":
             raise ValueError("nodes chooses nodePort targets: use it only with via: node-port")
         if self.nodes in ("client", "loopback") and not self.client:
@@ -186,21 +191,19 @@ def _is_ip(text: str) -> bool:
 
 def observe(ctx, spec: Spec) -> Observation:
     notes = []
-    pod = lab_client(ctx, spec.client) if spec.client else None
-    found = targets(ctx, spec, pod)
-    if not found:
+    pods = lab_clients(ctx, spec.client) if spec.client else [None]
+    pods = pods if spec.client_pods == "every" else pods[:1]
+    # (client pod, target): one client's targets, or each pod's own (its node, with nodes: client).
+    sends = [(pod, target) for pod in pods for target in targets(ctx, spec, pod)]
+    if not sends:
         notes.append(f"Service {spec.service} has no external address")
     elif spec.via == "load-balancer":
         if reported := ctx.env.provider.holder(ctx.kube, ctx.namespace, spec.service):
             notes.append(f"{ctx.env.provider.name} reports the address held by node {reported}")
-    topo, source = ctx.topology, spec.from_
+    topo = ctx.topology
     client_ip = topo.client_ip if spec.from_ == "outside" else topo.client_pod_ip
-    if pod:
-        client_ip = pod["status"]["podIP"]
-        network = HOST_NETWORK if pod["spec"].get("hostNetwork") else ""
-        source = f"pod {pod['metadata']['name']} on {pod['spec'].get('nodeName')}{network}"
 
-    def send(label: str, host: str, port: int) -> dict[str, Any]:
+    def send(pod: dict[str, Any] | None, label: str, host: str, port: int) -> dict[str, Any]:
         if spec.host:
             label += f" (Host: {spec.host})"
             result = outside_dial(ctx, host, port, spec.request, spec.tries, host_header=spec.host)
@@ -208,20 +211,26 @@ def observe(ctx, spec: Spec) -> Observation:
             result = dial(ctx, spec.from_, host, port, spec.request, spec.tries, client=pod)
         got = result.get("responses", [])
         via_node = arp_holder(ctx, host) if spec.via == "load-balancer" and spec.from_ == "outside" and got else None
-        return {"label": label, "responses": got, "errors": result.get("errors", []), "via_node": via_node}
+        sample = {"label": label, "responses": got, "errors": result.get("errors", []), "via_node": via_node}
+        if pod:
+            network = HOST_NETWORK if pod["spec"].get("hostNetwork") else ""
+            sample |= {"source": f"pod {pod['metadata']['name']} on {pod['spec'].get('nodeName')}{network}",
+                       "client_ip": pod["status"]["podIP"]}
+        return sample
 
-    # Every target at once (one per node at most): a target that does not answer costs its
-    # timeout once, not once per node in turn.
+    # Every target at once (one per node and client at most): a target that does not answer
+    # costs its timeout once, not once per node in turn.
     with Workers(f"http-{spec.id}", cancel=bound_cancel()) as workers:
-        samples = [f.result() for f in [workers.submit(send, *target) for target in found]]
+        samples = [f.result() for f in [workers.submit(send, pod, *target) for pod, target in sends]]
     return summarize(samples, topo, client_ip=client_ip, request=spec.request, tries=spec.tries,
-                     source=source, notes=notes)
+                     source=spec.from_, notes=notes)
 
 
 def summarize(samples: Sequence[dict[str, Any]], topo: Topology, *, client_ip: str, request: str, tries: int,
               source: str = "outside", notes: Sequence[str] = ()) -> Observation:
-    """The samples (per target: the answers, the errors, the node that took the traffic) as facts
-    the judge reads, evidence lines, and the one-line summary."""
+    """The samples (per target: the answers, the errors, the node that took the traffic, and
+    where a lab's client pod sent it, its "source" and "client_ip") as facts the judge reads,
+    evidence lines, and the one-line summary."""
     evidence, backends, backend_nodes, source_kinds, via_nodes = list(notes), set(), set(), [], set()
     answered = silent = responses = errors = 0
     for sample in samples:
@@ -234,7 +243,7 @@ def summarize(samples: Sequence[dict[str, Any]], topo: Topology, *, client_ip: s
         for body in got:
             if request == "clientip":
                 ip = body.rsplit(":", 1)[0]
-                kind = topo.source_kind(ip, client_ip)
+                kind = topo.source_kind(ip, sample.get("client_ip", client_ip))
                 source_kinds.append(kind)
                 seen.append(f"{ip} ({kind if kind != 'node' else 'node ' + topo.node_owning(ip)})")
             else:
@@ -243,7 +252,7 @@ def summarize(samples: Sequence[dict[str, Any]], topo: Topology, *, client_ip: s
                 if node:
                     backend_nodes.add(node)
                 seen.append(f"{body} on {node or '?'}")
-        line = f"{source} → {sample['label']}: {len(got)}/{tries} answered"
+        line = f"{sample.get('source', source)} → {sample['label']}: {len(got)}/{tries} answered"
         if sample.get("via_node"):
             via_nodes.add(sample["via_node"])
             line += f" via node {sample['via_node']} (the client's ARP entry)"

@@ -137,11 +137,12 @@ def _endpoints(ctx, name: str) -> tuple[int, int]:
 
 @contextlib.contextmanager
 def own_client(ctx) -> Iterator[OutsideClient]:
-    """The probe's own outside client, started beside the outside client if it is not running."""
+    """The probe's own outside client, started beside the outside client (on its docker network:
+    svclab's, or on a cluster svclab did not make the nodes' own) if it is not running."""
     from ...network import docker_client
 
     dc, cluster = docker_client(), ctx.settings.cluster_name
-    site.ensure(dc, cluster=cluster, network=ctx.settings.network, machine=site.confined(OWN_CLIENT, "pause"))
+    site.ensure(dc, cluster=cluster, network=ctx.env.pool.network, machine=site.confined(OWN_CLIENT, "pause"))
     client = OutsideClient(dc, site.container_name(OWN_CLIENT, cluster))
     try:
         yield client
