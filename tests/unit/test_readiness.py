@@ -218,3 +218,23 @@ def test_the_first_broken_pod_of_many_is_named():
     assert names[0].startswith("client-")
     assert broken_pod_reason(PODS, 0.0, now=epoch(PODS[0]["metadata"]["creationTimestamp"])).startswith("pod bad-name:")
     assert broken_pod_reason([], 0.0, now=0.0) is None
+
+
+def test_a_daemonset_whose_pods_a_policy_refuses_says_why_from_its_events():
+    """Recorded: lab.host-network's DaemonSet where the namespace's Pod Security level is baseline
+    (a DaemonSet has no condition for it: only its controller's FailedCreate events tell)."""
+    events = json.loads((SAMPLES / "daemonset_events.json").read_text())["items"]
+    recorded = readiness._timestamp(events[0]["lastTimestamp"])
+    assert readiness.daemonset_failure("node-agent", events, since=recorded - 30).startswith(
+        'daemonset node-agent cannot create its pods: pods "node-agent-')
+    assert 'violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true)' in \
+        readiness.daemonset_failure("node-agent", events, since=recorded - 30)
+    # An earlier run's refusal (events stay an hour), another object's, or a retried failure: waited out.
+    assert readiness.daemonset_failure("node-agent", events, since=recorded + 60) is None
+    assert readiness.daemonset_failure("other", events, since=0) is None
+    retried = [copy.deepcopy(e) for e in events]
+    for e in retried:
+        e["message"] = 'Error creating: pods "node-agent-x" is forbidden: error looking up service account x/default'
+    assert readiness.daemonset_failure("node-agent", retried, since=0) is None
+    webhook = [copy.deepcopy(events[0]) | {"message": 'admission webhook "validate.kyverno.svc-fail" denied the request'}]
+    assert "denied the request" in readiness.daemonset_failure("node-agent", webhook, since=0)
