@@ -26,11 +26,11 @@ TOPOLOGY = Topology(
     pod_nodes={"echo-5ffbc477bd-jgqqg": "kind-worker"},
     client_ip="172.18.255.222", client_pod_ip="10.244.1.9",
     pool=types.SimpleNamespace(subnet="172.18.0.0/16"))
-# Recorded under nftables: 127.0.0.1:nodePort refused, everything else as under iptables.
-NFTABLES_LOOPBACK = {"targets": 1, "answered_targets": 0, "silent_targets": 1, "responses": 0, "errors": 2,
+# Recorded under nftables: 127.0.0.1:nodePort refused on each of the 3 nodes, everything else as under iptables.
+NFTABLES_LOOPBACK = {"targets": 3, "answered_targets": 0, "silent_targets": 3, "responses": 0, "errors": 6,
                      "backends": [], "backend_nodes": [], "source_kinds": [], "via_nodes": []}
-IPTABLES_LOOPBACK = {"targets": 1, "answered_targets": 1, "silent_targets": 0, "responses": 2, "errors": 0,
-                     "backends": ["echo-5ffbc477bd-jgqqg"], "backend_nodes": ["kind-worker"], "source_kinds": [],
+IPTABLES_LOOPBACK = {"targets": 3, "answered_targets": 3, "silent_targets": 0, "responses": 6, "errors": 0,
+                     "backends": ["echo-5ffbc477bd-2fggg"], "backend_nodes": ["rec16-worker"], "source_kinds": [],
                      "via_nodes": []}
 
 
@@ -66,7 +66,10 @@ def test_the_loopback_probe_expects_an_answer_only_under_iptables():
     assert http.judge(NFTABLES_LOOPBACK, loopback.expectation("none", "nftables")) == []
     # Each verdict can turn red: the other mode's facts fail each expectation.
     assert http.judge(NFTABLES_LOOPBACK, loopback.expectation("none", "iptables")) != []
-    assert http.judge(IPTABLES_LOOPBACK, loopback.expectation("none", "nftables")) == ["1 of 1 targets answered"]
+    assert http.judge(IPTABLES_LOOPBACK, loopback.expectation("none", "nftables")) == ["3 of 3 targets answered"]
+    one_node_answers = NFTABLES_LOOPBACK | {"answered_targets": 1, "silent_targets": 2, "responses": 2}
+    assert http.judge(one_node_answers, loopback.expectation("none", "nftables")) == ["1 of 3 targets answered"]
+    assert http.judge(one_node_answers, loopback.expectation("none", "iptables")) != []
 
 
 def test_the_expected_absence_waits_for_the_answers_first_in_each_mode():
