@@ -36,8 +36,8 @@ from .probes import Expectation, ProbeSpec
 from .probes.traffic import CLIENT_LABEL
 
 __all__ = ["Lab", "Probe", "Result", "LabFolder", "lab_folders", "available_labs", "lab_ids", "load_lab",
-           "load_lab_dir", "load_claims", "run_lab", "run_labs", "run_labs_timed", "open_lab", "run_batches", "start_lab", "run_probe",
-           "run_order", "topology_record", "topology_now"]
+           "load_lab_dir", "load_claims", "run_lab", "run_labs", "run_labs_timed", "open_lab", "run_batches",
+           "start_lab", "run_probe", "run_order", "topology_record", "topology_now"]
 
 LABS_ENV = "SVCLAB_LABS"
 LAB_ID = re.compile(r"[a-z0-9]([-a-z0-9]{0,48}[a-z0-9])?")
@@ -58,7 +58,7 @@ class Lab:
     deployments: tuple[str, ...]
     probes: tuple[ProbeSpec, ...]
     directory: Traversable
-    disruptive: bool = False    # changes the cluster on purpose (stops a node): runs last
+    disruptive: bool = False    # changes the cluster on purpose (stops a node): those probes run last
     alone: bool = False         # measures what other labs' traffic would disturb: never side by side
     daemonsets: tuple[str, ...] = ()  # waited for as the deployments are, a ready pod on each node
     upstream: tuple[str, ...] = ()  # pinned upstream manifests (pins.toml sections) applied first

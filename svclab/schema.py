@@ -10,7 +10,7 @@ A lab definition is a mapping::
     daemonsets: []                # DaemonSets to wait for (a ready pod on each node they choose)
     upstream: [gateway_api]       # pinned upstream manifests (pins.toml sections), applied first
     needs_ingress: false          # probes the cluster's Ingress controller
-    disruptive: false             # changes the cluster on purpose (stops a node): runs last
+    disruptive: false             # changes the cluster on purpose (stops a node): those probes run last
     alone: false                  # measures what other labs' traffic would disturb: never side by side
     probes:                       # at least one; each chooses its kind's keys (svclab/probes/kinds/)
       - id: every-node
@@ -67,7 +67,9 @@ class LabFile(BaseModel):
     upstream: list[str] = Field(default_factory=list,
                                 description="Pinned upstream manifests (sections of svclab's pins.toml) applied first.")
     needs_ingress: bool = Field(False, description="The lab probes the cluster's Ingress controller.")
-    disruptive: bool = Field(False, description="The lab changes the cluster on purpose (stops a node): it runs last.")
+    disruptive: bool = Field(False, description=(
+        "The lab changes the cluster on purpose (stops a node): its probes that do run last, by themselves, "
+        "after every other lab."))
     alone: bool = Field(False, description=(
         "The lab measures what other labs' traffic would disturb (refusal times, which ICMP rate limits "
         "share): it runs by itself, not side by side with other labs."))
