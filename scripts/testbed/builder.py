@@ -1,7 +1,7 @@
 """The svclab test bed: every image a kind cluster and the labs need, built on a host that can
 reach Debian's archive and the Go module proxy but no container registry.
 
-What it makes, in order (each cached by a hash of its pinned versions and recipe):
+What it makes (each cached by a hash of its pinned versions and recipe):
 
     go binaries   stages/go-binaries.sh  kind, containerd, runc, crictl, CNI plugins, etcd, CoreDNS,
                                          Kubernetes (+ agnhost), podnet, MetalLB, kube-vip, ...
@@ -15,6 +15,12 @@ What it makes, in order (each cached by a hash of its pinned versions and recipe
                                          imported into the node's containerd
     tools         kind and kubectl copied to svclab's tool folder
     mirror        pinned upstream manifests, checked against their sha256, in the mirror folder
+
+The Go binaries build in two lanes side by side while a third makes the root file systems, the
+images beside the cluster and the mirror: a single `go build` leaves a core idle while it downloads
+modules and links, and debootstrap waits on the network, so on two cores the lanes finish sooner
+than one after another. The images of the node come after all three. The first lane to fail stops
+the others.
 
 The product consumes all of it the way a user would: a node-image setting, its image preload
 step and a mirror folder.
@@ -31,8 +37,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import threading
 import tomllib
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -68,6 +76,13 @@ FRR_KEEP = ("/usr/lib/frr/zebra", "/usr/lib/frr/bgpd", "/usr/bin/vtysh", "/bin/s
             "/run", "/var/run", "/var/tmp", *SLIM_COMMON)
 KUBE_SERVER_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 KUBE_NODE_COMMANDS = ("kubeadm", "kubelet", "kubectl")
+# The Go components in two lanes of about equal length on a cold 2-core machine (Kubernetes ~500 s
+# with the node's smaller parts; Traefik ~570 s with kube-vip and MetalLB), longest first. podnet
+# builds inside the Kubernetes wrapper module, so it follows kubernetes in the same lane.
+GO_LANES = (
+    ("kubernetes", "podnet", "coredns", "etcd", "containerd", "kind", "crictl", "runc", "cni"),
+    ("traefik", "kube_vip", "metallb"),
+)
 
 
 def default_cache() -> Path:
@@ -119,6 +134,23 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def process_tree(pid: int) -> list[int]:
+    """PID and every process below it, the deepest first (so none is left to start new ones)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(parents.get(current, ()))
+    return tree[::-1]
+
+
 def tree_digest(root: Path) -> str:
     parts = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
@@ -134,20 +166,73 @@ class Builder:
     mirror_dir: Path = dataclasses.field(default_factory=default_mirror_dir)
     log: Callable[[str], None] = lambda msg: print(f"[testbed] {msg}", file=sys.stderr, flush=True)
     pins: dict = dataclasses.field(default_factory=load_pins)
+    _running: set = dataclasses.field(default_factory=set, init=False, repr=False)
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, init=False, repr=False)
+    _stopping: threading.Event = dataclasses.field(default_factory=threading.Event, init=False, repr=False)
 
     # ----------------------------------------------------------------- helpers
     def run(self, argv: Sequence[str], *, input: bytes | None = None, capture: bool = False,
             env: dict | None = None, cwd: Path | None = None) -> str:
-        proc = subprocess.run(
-            list(argv), input=input, cwd=cwd,
-            env={**os.environ, **(env or {})},
-            stdout=subprocess.PIPE if capture else None,
-            stderr=subprocess.PIPE if capture else None,
-        )
+        """Runs ARGV; stop_all() ends it and every process it started."""
+        with self._lock:
+            if self._stopping.is_set():
+                raise BuildError("stopped: another part of the test bed failed")
+            proc = subprocess.Popen(
+                list(argv), cwd=cwd, env={**os.environ, **(env or {})},
+                stdin=subprocess.PIPE if input is not None else None,
+                stdout=subprocess.PIPE if capture else None,
+                stderr=subprocess.PIPE if capture else None,
+            )
+            self._running.add(proc)
+        try:
+            stdout, stderr = proc.communicate(input)
+        finally:
+            with self._lock:
+                self._running.discard(proc)
         if proc.returncode != 0:
-            detail = (proc.stderr or b"").decode(errors="replace").strip()[-2000:]
+            if self._stopping.is_set():
+                raise BuildError("stopped: another part of the test bed failed")
+            detail = (stderr or b"").decode(errors="replace").strip()[-2000:]
             raise BuildError(f"{' '.join(argv[:4])}... exited {proc.returncode}" + (f": {detail}" if detail else ""))
-        return (proc.stdout or b"").decode()
+        return (stdout or b"").decode()
+
+    def stop_all(self) -> None:
+        """Ends every command still running (go builds, debootstrap, docker) and refuses new ones."""
+        with self._lock:
+            self._stopping.set()
+            running = list(self._running)
+        # The commands stay in svclab's process group, so that Ctrl-C and a CI runner's timeout
+        # reach them; a lane's failure ends the others' process trees from /proc.
+        for pid in (pid for proc in running for pid in process_tree(proc.pid)):
+            try:
+                os.kill(pid, 15)
+            except ProcessLookupError:
+                pass
+
+    def in_lanes(self, lanes: Sequence[Callable[[], object]]) -> list:
+        """Runs each of LANES in a thread of its own and returns their results in order; the first
+        lane to raise stops the others and its error is raised."""
+        pool = ThreadPoolExecutor(max_workers=len(lanes), thread_name_prefix="testbed")
+        try:
+            futures = [pool.submit(lane) for lane in lanes]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = next((f for f in futures if f in done and f.exception() is not None), None)
+            if failed is not None:
+                raise failed.exception()
+            return [f.result() for f in futures]
+        except BaseException:  # a lane's error, or Ctrl-C while the lanes run
+            self.stop_all()
+            raise
+        finally:
+            pool.shutdown(wait=True)
+
+    def timed(self, what: str, step: Callable[[], object]) -> Callable[[], object]:
+        def lane():
+            start = time.monotonic()
+            result = step()
+            self.log(f"{what}: done in {time.monotonic() - start:.0f}s")
+            return result
+        return lane
 
     @property
     def go_dir(self) -> Path:
@@ -505,23 +590,34 @@ ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]"""
                 self.log(f"installed {dest}")
 
     # ----------------------------------------------------------------- top level
+    def roots(self) -> tuple:
+        """The lane that needs no Go binary: root file systems, their cut-down images, the images
+        beside the cluster and the mirror."""
+        netbase = self.rootfs("netbase", NETBASE_PACKAGES)
+        self.imported("node-rootfs", NODE_PACKAGES)
+        netslim = self.slimmed("netslim", netbase, NETSLIM_KEEP, NETSLIM_OPTIONAL)
+        clientslim = self.slimmed("clientslim", netbase, CLIENTSLIM_KEEP, CLIENTSLIM_OPTIONAL)
+        site = self.site_images(netbase)
+        self.mirror()
+        return netslim, clientslim, site
+
     def build(self) -> dict:
         start = time.monotonic()
         self.run(["docker", "info"], capture=True)
-        self.go(["kind", "containerd", "runc", "crictl", "cni", "etcd", "coredns", "kubernetes", "podnet",
-                 "metallb", "kube_vip", "traefik"])
-        netbase = self.rootfs("netbase", NETBASE_PACKAGES)
-        netslim, netslim_recipe = self.slimmed("netslim", netbase, NETSLIM_KEEP, NETSLIM_OPTIONAL)
-        clientslim, clientslim_recipe = self.slimmed("clientslim", netbase, CLIENTSLIM_KEEP, CLIENTSLIM_OPTIONAL)
+        *_, (netslim_tag, clientslim_tag, site) = self.in_lanes([
+            *(self.timed(f"go lane {i + 1} ({', '.join(lane)})", lambda lane=lane: self.go(lane))
+              for i, lane in enumerate(GO_LANES)),
+            self.timed("root file systems, site images and mirror", self.roots),
+        ])
+        netslim, netslim_recipe = netslim_tag
+        clientslim, clientslim_recipe = clientslim_tag
         system = self.system_images(netslim, netslim_recipe)
         apps = self.app_images(clientslim, clientslim_recipe)
         # The labs' images ride in the node image too: a fresh cluster starts them at once
         # instead of streaming ~600 MB into every node on each `cluster.up`.
         node, base = self.node_image([*system, *apps])
-        site = self.site_images(netbase)
         rootfs = [self.imported("node-rootfs", NODE_PACKAGES)[0]]
         self.prune({node, base, netslim, clientslim, *system, *apps, *site, *rootfs})
-        self.mirror()
         self.install_tools()
         took = time.monotonic() - start
         self.log(f"test bed ready in {took:.0f}s: node image {node}")
