@@ -28,8 +28,10 @@ INGRESS_CONTROLLERS = ("traefik", "none")
 # What svclab installs on a cluster it did not make when asked (--install), for one run.
 INSTALLABLE = ("traefik", "metallb")
 # Who sends "from outside the cluster" on a cluster svclab did not make (target.connect): auto is a
-# container of svclab's where the nodes are containers of this machine's Docker, else this machine.
-OUTSIDE_CLIENTS = ("auto", "container", "this-machine", "none")
+# container of svclab's where the nodes are containers of this machine's Docker, else this machine;
+# container:NAME is a container of the user's own on the nodes' docker network.
+OUTSIDE_CLIENTS = ("auto", "container", "this-machine", "none", "container:NAME")
+_CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")   # as Docker accepts them
 CONFIG_FILE = "svclab.yaml"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -108,11 +110,17 @@ class Settings:
         if self.wait_timeout <= 0 or self.probe_timeout <= 0 or self.lock_wait < 0:
             raise UsageError("timeouts must be positive numbers of seconds (lock_wait may be 0: do not wait)")
         price_range(self.lb_price)
-        if self.outside not in OUTSIDE_CLIENTS:
+        if self.outside not in OUTSIDE_CLIENTS[:-1] and self.user_outside_container is None:
             raise UsageError(f"unknown outside client {self.outside!r}", hint=f"choose one of {', '.join(OUTSIDE_CLIENTS)}")
         if unknown := [item for item in self.installs if item not in INSTALLABLE]:
             raise UsageError(f"svclab cannot install {unknown[0]!r} on a cluster",
                              hint=f"--install takes {', '.join(INSTALLABLE)}")
+
+    @property
+    def user_outside_container(self) -> str | None:
+        """NAME of `outside: container:NAME` (the user's own container as the outside client), else None."""
+        kind, _, name = self.outside.partition(":")
+        return name if kind == "container" and _CONTAINER_NAME.match(name) else None
 
     @property
     def installs(self) -> tuple[str, ...]:

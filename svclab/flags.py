@@ -79,7 +79,8 @@ class LabFlags:
                                       "after: traefik, svclab's Ingress controller (SVCLAB_INSTALL)")
     outside: str | None = _flag(None, "on a cluster svclab did not make, who sends from outside it: auto (a container "
                                       "of svclab's beside kind-like nodes, else this machine), container, "
-                                      "this-machine, none (SVCLAB_OUTSIDE)")
+                                      "this-machine, none, or container:NAME, a running container of yours "
+                                      "on the nodes' docker network (SVCLAB_OUTSIDE)")
 
     def settings(self) -> Settings:
         return flag_settings(self.name, self.provider, self.workers, self.node_image, self.verbose, self.quiet,

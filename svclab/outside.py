@@ -120,8 +120,10 @@ class OutsideClient:
     the docker SDK client DC as they are needed and reused; at most MAX_SESSIONS at once (three
     labs side by side, each with its probes side by side, each probe sending to every node at once)."""
 
-    def __init__(self, dc, container: str, *, max_sessions: int = 24):
+    def __init__(self, dc, container: str, *, max_sessions: int = 24, routes_beyond: bool = False):
         self.dc, self.container, self.max_sessions = dc, container, max_sessions
+        # svclab's own client has no default route; a user's container may (probes.traffic.lab_address)
+        self.routes_beyond = routes_beyond
         self._idle: list[Session] = []
         self._open = 0
         self._lock = threading.Condition()

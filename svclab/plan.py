@@ -85,6 +85,10 @@ def probe_reason(spec, target) -> str | None:
         return None
     if not target.outside:
         return "sends from outside the cluster, and there is no outside client here (--outside none)"
+    if target.outside_routes_beyond and probes.to_cluster_networks(spec):
+        return (f"sends to the cluster's own addresses from outside, and your container {target.outside_container}, "
+                "the outside client here, has a default route they could leave by: svclab sends it only node and "
+                "load-balancer addresses")
     if target.outside == "this machine":
         if why := probes.this_machine_reason(spec):
             return why

@@ -12,7 +12,10 @@ What happens, in order (`connect`):
   4. svclab's in-cluster client goes into its own namespace (svclab-system), and, where the
      nodes are containers of this machine's Docker (kind, k3d, minikube's docker driver), the
      outside client is a container of svclab's on the nodes' docker network, with no default
-     route and an address Docker hands out.
+     route and an address Docker hands out; with --outside container:NAME it is the user's own
+     container there, checked first (running, not a node, on that network, with curl, nc, ip
+     and getent) and only ever given the probes' commands: svclab never starts, changes or
+     removes it.
 
 The lab backends that kind clusters of svclab's place by a node label (svclab.io/backend-node)
 are placed by the node's hostname label here: svclab labels no node of a cluster it did not make.
@@ -26,6 +29,7 @@ import dataclasses
 import ipaddress
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +61,14 @@ class Target:
     docker_network: str | None     # the nodes' docker network, when the nodes are containers here
     installs: tuple[str, ...] = () # what svclab installs there for the run, as asked (--install)
     unreachable: tuple[str, ...] = ()  # node addresses this machine cannot connect to, with why (outside: this machine)
+    outside_container: str | None = None  # the user's own container as the outside client (--outside container:NAME)
+    outside_routes_beyond: bool = False   # that container has a default route (svclab's own client has none)
 
     def as_dict(self) -> dict[str, Any]:
         return {"context": self.context, "kubeconfig": str(self.kubeconfig), "backend_node": self.backend_node,
-                "outside_client": self.outside or None, "unreachable_nodes": list(self.unreachable),
+                "outside_client": self.outside or None, "outside_container": self.outside_container,
+                "outside_routes_beyond": self.outside_routes_beyond,
+                "unreachable_nodes": list(self.unreachable),
                 "docker_network": self.docker_network, "installs": list(self.installs),
                 "detected": self.detected.as_dict()}
 
@@ -250,7 +258,13 @@ def connect(settings: Settings, ui: UI):
                 if a.get("type") == "InternalIP"]
     dc = network.docker_client()
     on_docker = _docker_network(dc, node_ips)
-    kind = outside_kind(settings.outside, on_docker is not None)
+    try:
+        kind = outside_kind(settings.outside, on_docker is not None)
+        yours = settings.user_outside_container
+        your_ip, routes_beyond = user_container_address(dc, yours, on_docker[0]) if yours else (None, False)
+    except BaseException:
+        forget(settings)
+        raise
     metallb_pool = None
     if "metallb" in settings.installs:
         if refusal := metallb.install_refusal(found.load_balancer, found.load_balancer_detail,
@@ -262,11 +276,18 @@ def connect(settings: Settings, ui: UI):
     client, pool, unreachable = None, None, ()
     if kind == "container":
         name, subnet = on_docker
-        client_name = network.start_client(dc, cluster=settings.cluster_name, network_name=name, image=agnhost_image())
+        if yours:
+            client_name, client_ip = yours, your_ip
+            ui.step(f"outside client: your container {yours} at {your_ip} on docker network {name} "
+                    "(svclab only runs its probes' commands in it" + ("; it has a default route, so nothing is sent "
+                    "from it to the cluster's Service and pod addresses)" if routes_beyond else ")"))
+        else:
+            client_name = network.start_client(dc, cluster=settings.cluster_name, network_name=name,
+                                               image=agnhost_image())
+            client_ip = network.client_address(dc, client_name, name)
         first, last = _load_balancer_range(kube, subnet)
-        pool = Pool(network=name, subnet=subnet, client_ip=network.client_address(dc, client_name, name),
-                    first=first, last=last)
-        client = OutsideClient(dc, client_name)
+        pool = Pool(network=name, subnet=subnet, client_ip=client_ip, first=first, last=last)
+        client = OutsideClient(dc, client_name, routes_beyond=routes_beyond)
     elif kind == "this machine":
         reached = this_machine.reach(node_ips)
         for line in reached.lines():
@@ -283,7 +304,7 @@ def connect(settings: Settings, ui: UI):
     target = Target(context=settings.context, kubeconfig=settings.target_kubeconfig(), detected=found,
                     backend_node=backend_node(nodes), outside=kind,
                     docker_network=on_docker[0] if on_docker else None, installs=settings.installs,
-                    unreachable=unreachable)
+                    unreachable=unreachable, outside_container=yours, outside_routes_beyond=routes_beyond)
     provider = get_provider("metallb") if metallb_pool else provider_for(found)
     return Environment(settings, kube, pool or _no_outside_pool(node_ips), provider, client, ui, target=target)
 
@@ -297,14 +318,72 @@ def _namespace_owner(kube: Kube, name: str) -> str | None:
 
 
 def outside_kind(asked: str, nodes_on_docker: bool) -> str:
-    """The outside client for the --outside setting ASKED: "container", "this machine" or ""
-    (none). A container needs the nodes to be containers of this machine's Docker."""
-    if asked == "container" and not nodes_on_docker:
-        raise PrerequisiteError("--outside container needs the nodes to be containers of this machine's Docker, "
+    """The outside client for the --outside setting ASKED: "container" (svclab's or, for
+    container:NAME, the user's), "this machine" or "" (none). A container needs the nodes to be
+    containers of this machine's Docker."""
+    if asked.startswith("container") and not nodes_on_docker:
+        raise PrerequisiteError(f"--outside {asked} needs the nodes to be containers of this machine's Docker, "
                                 "and they are not", hint="use --outside this-machine (or auto)")
     if asked == "auto":
         return "container" if nodes_on_docker else "this machine"
+    if asked.startswith("container:"):
+        return "container"
     return {"container": "container", "this-machine": "this machine", "none": ""}[asked]
+
+
+# What svclab's probes run in the outside client besides sh (its own client image has them all).
+CLIENT_TOOLS = ("curl", "nc", "ip", "getent")
+
+
+def user_container_problem(name: str, attrs: dict | None, nodes_network: str,
+                           missing_tools: Sequence[str] = ()) -> tuple[str, str] | None:
+    """Why the container NAME (docker inspect's ATTRS, None: there is none) cannot be the outside
+    client: (what is wrong, how to fix it), or None. It must be the user's own, running, outside
+    the cluster and on the nodes' docker network NODES_NETWORK, with the tools the probes run."""
+    if attrs is None:
+        return (f"there is no container {name} on this Docker engine",
+                f"start one on the nodes' docker network (docker run -d --network {nodes_network} ...), "
+                "or use --outside container")
+    labels = (attrs.get("Config") or {}).get("Labels") or {}
+    if name.startswith("svclab-") or any(key.startswith("svclab.io/") for key in labels):
+        return (f"container {name} is one of svclab's own", "name a container of yours, or use --outside container")
+    if labels.get("io.x-k8s.kind.cluster"):
+        return (f"container {name} is a node of kind cluster {labels['io.x-k8s.kind.cluster']}, not outside it",
+                "name a container that is not a node")
+    status = (attrs.get("State") or {}).get("Status", "unknown")
+    if status != "running":
+        return f"container {name} is {status}, not running", f"docker start {name}"
+    if nodes_network not in ((attrs.get("NetworkSettings") or {}).get("Networks") or {}):
+        return (f"container {name} is not on the nodes' docker network {nodes_network}",
+                f"docker network connect {nodes_network} {name}")
+    if missing_tools:
+        return (f"container {name} has no {', '.join(missing_tools)}: svclab's probes run sh, "
+                f"{', '.join(CLIENT_TOOLS)} there", f"use an image that has them, such as {agnhost_image()}")
+    return None
+
+
+def user_container_address(dc, name: str, nodes_network: str) -> tuple[str, bool]:
+    """(the address on NODES_NETWORK of the user's container NAME, whether it has a default
+    route), once it is checked to serve as the outside client (user_container_problem); refuses in
+    one line otherwise. svclab never starts, changes or removes that container."""
+    from docker.errors import NotFound
+
+    try:
+        container = dc.containers.get(name)
+        attrs = container.attrs
+    except NotFound:
+        container, attrs = None, None
+    problem = user_container_problem(name, attrs, nodes_network)
+    if problem is None:
+        check = "; ".join(f"command -v {tool} >/dev/null 2>&1 || printf '%s ' {tool}" for tool in CLIENT_TOOLS)
+        result = container.exec_run(["sh", "-c", check])
+        missing = ["sh"] if result.exit_code not in (0, None) else result.output.decode().split()
+        problem = user_container_problem(name, attrs, nodes_network, missing)
+    if problem is not None:
+        raise PrerequisiteError(problem[0], hint=problem[1])
+    default = container.exec_run(["sh", "-c", "ip route show default"])
+    routes_beyond = default.exit_code != 0 or bool(default.output.strip())
+    return attrs["NetworkSettings"]["Networks"][nodes_network]["IPAddress"], routes_beyond
 
 
 def _no_outside_pool(node_ips: list[str]) -> Pool:

@@ -76,6 +76,13 @@ def to_nodes(spec: ProbeSpec) -> bool:
     return module.to_nodes(spec) if hasattr(module, "to_nodes") else getattr(module, "TO_NODES", False)
 
 
+def to_cluster_networks(spec: ProbeSpec) -> bool:
+    """Whether SPEC sends from outside to the cluster's own Service or pod addresses, which only an
+    outside client without a default route may try (a kind's to_cluster_networks(spec))."""
+    module = kind_of(spec)
+    return module.to_cluster_networks(spec) if hasattr(module, "to_cluster_networks") else False
+
+
 def observe(ctx: Any, spec: ProbeSpec) -> Observation:
     return kind_of(spec).observe(ctx, spec)
 

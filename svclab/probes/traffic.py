@@ -220,7 +220,9 @@ def lab_address(ctx, host: str, *, in_cluster: bool = False, also: Sequence[str]
         ip = ipaddress.IPv4Address(host)
     except ValueError:
         raise SvclabError(f"refusing to probe {host!r}: not an IPv4 address") from None
-    allowed = [ipaddress.ip_network(ctx.topology.pool.subnet), *CLUSTER_NETWORKS,
+    # An outside client with a default route (a user's container) could send those out by it.
+    contained = in_cluster or not getattr(ctx.outside, "routes_beyond", False)
+    allowed = [ipaddress.ip_network(ctx.topology.pool.subnet), *(CLUSTER_NETWORKS if contained else ()),
                *(ipaddress.ip_network(net) for net in also)]
     if not any(ip in net for net in allowed):
         raise SvclabError(f"refusing to probe {ip}: outside svclab's networks ({', '.join(map(str, allowed))})")

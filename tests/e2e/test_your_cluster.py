@@ -285,6 +285,51 @@ def test_this_machine_as_the_outside_client(plain, tmp_path):
     assert results["svclab/nothing-else-changed"]["passed"]
 
 
+def test_a_container_of_yours_as_the_outside_client(plain, tmp_path):
+    """--outside container:NAME: the user's own running container on the nodes' network sends the
+    outside requests (the backend under Local sees its address); one that is missing or stopped
+    is refused in one line with nothing made, and svclab leaves the container as it was."""
+    from svclab.config import agnhost_image
+
+    name = "e2e-toolbox-plain"
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "svclab" / "clusters"
+    subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    try:
+        missing = svclab("lab.nodeport", "--kubeconfig", str(plain.kubeconfig), "--outside", f"container:{name}",
+                         check=False)
+        assert missing.returncode == 3 and f"there is no container {name}" in missing.stderr, missing.stderr
+        assert "Traceback" not in missing.stderr and not (state / f"target-kind-{PLAIN}").exists()
+        subprocess.run(["docker", "create", "--name", name, "--network", plain.network, agnhost_image(), "pause"],
+                       check=True, capture_output=True)
+        stopped = svclab("lab.nodeport", "--kubeconfig", str(plain.kubeconfig), "--outside", f"container:{name}",
+                         check=False)
+        assert stopped.returncode == 3 and f"container {name} is created, not running" in stopped.stderr, stopped.stderr
+        assert f"docker start {name}" in stopped.stderr
+        subprocess.run(["docker", "start", name], check=True, capture_output=True)
+        address = subprocess.run(["docker", "inspect", name, "--format",
+                                  f'{{{{(index .NetworkSettings.Networks "{plain.network}").IPAddress}}}}'],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        proc, data = lab_all(plain, tmp_path, "--outside", f"container:{name}",
+                             "--test", "nodeport,traffic-policy/local-policy-keeps-client")
+        results = checked(proc, data)
+        assert data["target"]["outside_client"] == "container" and data["target"]["outside_container"] == name
+        assert f"your container {name} at {address}" in proc.stderr, proc.stderr[-2000:]
+        local = results["traffic-policy/local-policy-keeps-client"]
+        assert data["topology"]["traffic-policy"]["client_ip"] == address, data["topology"]["traffic-policy"]
+        assert set(local["facts"]["source_kinds"]) == {"client"}, local
+        assert results["nodeport/every-node"]["facts"]["answered_targets"] == 3
+        assert results["svclab/nothing-else-changed"]["passed"]
+        # Left as it was: still running, and no container of svclab's beside it.
+        status = subprocess.run(["docker", "inspect", name, "--format", "{{.State.Status}}"],
+                                capture_output=True, text=True).stdout.strip()
+        assert status == "running"
+        left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=svclab.io/cluster=target-kind-{PLAIN}"],
+                              capture_output=True, text=True).stdout.split()
+        assert left == []
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
 def test_refusals_on_a_cluster_svclab_did_not_make(plain, tmp_path):
     wrong = svclab("lab.clusterip", "--kubeconfig", str(plain.kubeconfig), "--context", "nope", check=False)
     assert wrong.returncode == 2 and "has no context 'nope'" in wrong.stderr and "Traceback" not in wrong.stderr

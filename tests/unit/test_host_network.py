@@ -156,7 +156,7 @@ def test_netexec_port_is_the_clients_declared_port():
 def test_on_a_cluster_svclab_did_not_make_the_loopback_probe_and_unknown_modes_skip():
     found = types.SimpleNamespace(translates_services=True, kube_proxy_mode="iptables",
                                   kube_proxy_detail="kube-proxy, iptables", proxied=False)
-    there = types.SimpleNamespace(detected=found, outside="container", installs=())
+    there = types.SimpleNamespace(outside_routes_beyond=False, detected=found, outside="container", installs=())
     runnable, skipped = plan.plan([LAB], there)
     assert [s.probe for s in skipped] == ["loopback-node-port"]
     assert "localhostNodePorts" in skipped[0].reason and "svclab made" in skipped[0].reason

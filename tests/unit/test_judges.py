@@ -226,7 +226,7 @@ def test_node_owns_its_address_and_pod_gateway():
 
 
 def test_probes_only_target_lab_addresses():
-    ctx = types.SimpleNamespace(topology=types.SimpleNamespace(pool=types.SimpleNamespace(subnet="172.18.0.0/16")))
+    ctx = types.SimpleNamespace(outside=None, topology=types.SimpleNamespace(pool=types.SimpleNamespace(subnet="172.18.0.0/16")))
     assert lab_address(ctx, "172.18.255.250") == "172.18.255.250"
     assert lab_address(ctx, "10.96.12.1") == "10.96.12.1"            # a ClusterIP
     assert lab_address(ctx, "echo.svclab-dns.svc.cluster.local", in_cluster=True).startswith("echo.")
@@ -235,6 +235,13 @@ def test_probes_only_target_lab_addresses():
                             ("172.18.0.1; rm -rf /", False)):
         with pytest.raises(SvclabError, match="refusing to probe"):
             lab_address(ctx, bad, in_cluster=in_cluster)
+    # An outside client with a default route (a user's container) is sent no Service or pod address;
+    # the in-cluster client still is.
+    ctx.outside = types.SimpleNamespace(routes_beyond=True)
+    assert lab_address(ctx, "172.18.255.250") == "172.18.255.250"
+    assert lab_address(ctx, "10.96.12.1", in_cluster=True) == "10.96.12.1"
+    with pytest.raises(SvclabError, match="refusing to probe 10.96.12.1: outside svclab's networks"):
+        lab_address(ctx, "10.96.12.1")
 
 
 def test_topology_from_a_node():

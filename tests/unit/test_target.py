@@ -80,7 +80,7 @@ FOUND = types.SimpleNamespace(translates_services=True, kube_proxy_detail="kube-
 
 def test_what_a_target_cannot_show_is_skipped_with_its_reason():
     chosen = [labs.load_lab(i) for i in ("loadbalancer", "failover", "gateway", "source-ranges", "tcp-udp")]
-    there = types.SimpleNamespace(detected=FOUND, outside="container", installs=())
+    there = types.SimpleNamespace(outside_routes_beyond=False, detected=FOUND, outside="container", installs=())
     runnable, skipped = plan.plan(chosen, there)
     reasons = {f"{s.lab}/{s.probe}": s.reason for s in skipped}
     assert [lab.id for lab in runnable] == ["loadbalancer", "tcp-udp"]
@@ -95,10 +95,10 @@ def test_what_a_target_cannot_show_is_skipped_with_its_reason():
 
 def test_the_ingress_probes_run_where_traefik_is_installed_for_the_run(tmp_path):
     chosen = [labs.load_lab("ingress"), labs.load_lab("tls")]
-    with_traefik = types.SimpleNamespace(detected=FOUND, outside="container", installs=("traefik",))
+    with_traefik = types.SimpleNamespace(outside_routes_beyond=False, detected=FOUND, outside="container", installs=("traefik",))
     _, skipped = plan.plan(chosen, with_traefik)
     assert not any("svclab-traefik" in s.reason for s in skipped), skipped
-    _, skipped = plan.plan(chosen, types.SimpleNamespace(detected=FOUND, outside="container", installs=()))
+    _, skipped = plan.plan(chosen, types.SimpleNamespace(outside_routes_beyond=False, detected=FOUND, outside="container", installs=()))
     assert any("--install traefik brings it" in s.reason for s in skipped)
     path = kubeconfig(tmp_path)
     assert target.resolve(load_settings({"kubeconfig": str(path), "install": "traefik"}, env={})).installs == ("traefik",)
@@ -111,11 +111,11 @@ def test_the_ingress_probes_run_where_traefik_is_installed_for_the_run(tmp_path)
 
 def test_without_an_outside_client_or_service_translation_whole_groups_skip_once():
     lb = labs.load_lab("loadbalancer")
-    runnable, skipped = plan.plan([lb], types.SimpleNamespace(detected=FOUND, outside="", installs=()))
+    runnable, skipped = plan.plan([lb], types.SimpleNamespace(outside_routes_beyond=False, detected=FOUND, outside="", installs=()))
     assert skipped and all("outside client" in s.reason for s in skipped)
     assert all(not __import__("svclab").probes.uses_outside(p) for lab in runnable for p in lab.probes)
     dead = types.SimpleNamespace(translates_services=False, kube_proxy_detail="no kube-proxy DaemonSet", proxied=False)
-    runnable, skipped = plan.plan([lb, labs.load_lab("clusterip")], types.SimpleNamespace(detected=dead, outside="container", installs=()))
+    runnable, skipped = plan.plan([lb, labs.load_lab("clusterip")], types.SimpleNamespace(outside_routes_beyond=False, detected=dead, outside="container", installs=()))
     assert runnable == [] and {s.reason for s in skipped} == {"nothing translates Services on this cluster "
                                                                "(no kube-proxy DaemonSet)"}
 
@@ -273,3 +273,55 @@ def test_a_failed_connection_is_told_in_a_few_words():
     assert target.connection_failure(text) == "connection refused"
     assert target.connection_failure("Read timed out. (read timeout=10)") == "timed out"
     assert target.connection_failure("something else\nand more") == "something else"
+
+
+def inspected(status="running", networks=("plain-net",), labels=None):
+    """The parts of `docker inspect` that user_container_problem reads."""
+    return {"Config": {"Labels": labels or {}}, "State": {"Status": status},
+            "NetworkSettings": {"Networks": {n: {"IPAddress": "172.30.0.9"} for n in networks}}}
+
+
+def test_a_container_of_the_users_own_may_be_the_outside_client():
+    assert target.user_container_problem("toolbox", inspected(), "plain-net") is None
+    assert load_settings({"outside": "container:toolbox"}, env={}).user_outside_container == "toolbox"
+    assert load_settings({"outside": "container"}, env={}).user_outside_container is None
+    assert target.outside_kind("container:toolbox", True) == "container"
+
+
+@pytest.mark.parametrize("name, attrs, missing, wrong, fix", [
+    ("gone", None, (), "there is no container gone", "docker run -d --network plain-net"),
+    ("svclab-client-x", inspected(), (), "is one of svclab's own", "name a container of yours"),
+    ("box", inspected(labels={"svclab.io/cluster": "x"}), (), "is one of svclab's own", "--outside container"),
+    ("plain-worker", inspected(labels={"io.x-k8s.kind.cluster": "plain"}), (), "is a node of kind cluster plain",
+     "not a node"),
+    ("box", inspected(status="exited"), (), "container box is exited, not running", "docker start box"),
+    ("box", inspected(networks=("bridge",)), (), "is not on the nodes' docker network plain-net",
+     "docker network connect plain-net box"),
+    ("box", inspected(), ("nc", "getent"), "container box has no nc, getent: svclab's probes run sh, curl, nc",
+     "use an image that has them"),
+])
+def test_a_container_that_cannot_be_the_outside_client_is_refused_with_the_fix(name, attrs, missing, wrong, fix):
+    what, how = target.user_container_problem(name, attrs, "plain-net", missing)
+    assert wrong in what and fix in how, (what, how)
+
+
+def test_a_users_container_needs_nodes_on_this_machines_docker():
+    with pytest.raises(Exception, match="--outside container:toolbox needs the nodes to be containers"):
+        target.outside_kind("container:toolbox", False)
+
+
+@pytest.mark.parametrize("outside", ["container:", "container:-x", "container:a b", "box"])
+def test_an_outside_client_svclab_cannot_name_is_refused(outside):
+    with pytest.raises(UsageError, match="unknown outside client"):
+        load_settings({"outside": outside}, env={})
+
+
+def test_a_users_container_with_a_default_route_sends_nothing_to_the_clusters_own_addresses():
+    clusterip = labs.load_lab("clusterip")
+    routed = types.SimpleNamespace(outside_routes_beyond=True, outside_container="toolbox", detected=FOUND,
+                                   outside="container", installs=())
+    runnable, skipped = plan.plan([clusterip], routed)
+    assert [s.probe for s in skipped] == ["outside-to-cluster-ip"], skipped
+    assert "your container toolbox" in skipped[0].reason and "default route" in skipped[0].reason
+    contained = types.SimpleNamespace(outside_routes_beyond=False, detected=FOUND, outside="container", installs=())
+    assert plan.plan([clusterip], contained)[1] == []

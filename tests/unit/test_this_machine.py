@@ -114,7 +114,7 @@ def test_reach_names_the_nodes_it_cannot_connect_to_and_the_source_it_sends_from
 
 
 def here(unreachable=()):
-    return types.SimpleNamespace(detected=FOUND, outside="this machine", installs=(), unreachable=tuple(unreachable))
+    return types.SimpleNamespace(outside_routes_beyond=False, detected=FOUND, outside="this machine", installs=(), unreachable=tuple(unreachable))
 
 
 def test_from_this_machine_only_http_to_nodes_and_load_balancers_runs():
@@ -141,7 +141,7 @@ def test_where_this_machine_cannot_reach_the_nodes_only_their_probes_skip():
 
 def test_no_outside_client_skips_what_sends_from_outside():
     runnable, skipped = plan.plan([labs.load_lab("nodeport")],
-                                  types.SimpleNamespace(detected=FOUND, outside="", installs=()))
+                                  types.SimpleNamespace(outside_routes_beyond=False, detected=FOUND, outside="", installs=()))
     assert skipped and all("no outside client here (--outside none)" in s.reason for s in skipped)
 
 
@@ -203,7 +203,7 @@ def test_a_name_that_does_not_resolve_is_one_line():
 def test_a_proxied_load_balancer_skips_the_source_checks_through_its_address():
     proxied = types.SimpleNamespace(translates_services=True, kube_proxy_detail="kube-proxy, iptables", proxied=True)
     runnable, skipped = plan.plan([labs.load_lab("traffic-policy")],
-                                  types.SimpleNamespace(detected=proxied, outside="container", installs=()))
+                                  types.SimpleNamespace(outside_routes_beyond=False, detected=proxied, outside="container", installs=()))
     assert {s.probe for s in skipped} == {"cluster-policy-lb-hides-client", "local-policy-lb-keeps-client"}
     assert all("ipMode Proxy" in s.reason for s in skipped)
     assert any(p.id == "local-policy-keeps-client" for lab in runnable for p in lab.probes)

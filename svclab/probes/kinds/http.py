@@ -30,6 +30,10 @@ def from_this_machine(spec: "Spec") -> str | None:
             "but node and load-balancer addresses")
 
 
+def to_cluster_networks(spec: "Spec") -> bool:
+    return spec.from_ == "outside" and spec.via in ("cluster-ip", "dns")
+
+
 def to_nodes(spec: "Spec") -> bool:
     return spec.via == "node-port"
 

@@ -177,6 +177,23 @@ def observe(ctx, spec: Spec) -> Observation:
     if "'" in pem:
         raise SvclabError("the lab CA's certificate is not plain PEM")
     outside_run(ctx, f"printf '%s' '{pem}' > {CA_FILE.format(probe=spec.id)}", timeout=5)
+    try:
+        seen = _requests(ctx, spec, ip, port, evidence)
+    finally:   # the outside client may be the user's own container: leave nothing in it (svclab's has no rm)
+        outside_run(ctx, f"rm -f {CA_FILE.format(probe=spec.id)} {BODY_FILE.format(probe=spec.id)} 2>/dev/null || :",
+                    timeout=5)
+    evidence.append(f"behind the {spec.terminator}, Service {spec.service} and its pods speak plain HTTP: no key in the cluster's "
+                    "traffic path" if spec.terminator == "haproxy" else
+                    f"behind the {spec.terminator}, Service {spec.service} and its pods speak plain HTTP")
+    facts = {"terminator": spec.terminator, "address": f"{ip}:{port}", "ca": CA_NAME,
+             "hosts": {h: seen[h] for h in spec.hosts}, "wrong_host": spec.wrong_host, "wrong": seen[spec.wrong_host]}
+    ok = sum(1 for h in spec.hosts if _verified_for(seen[h], h))
+    return Observation(f"{ok}/{len(spec.hosts)} hosts verified at the {spec.terminator}; {spec.wrong_host} "
+                       + ("verified" if seen[spec.wrong_host]["verified"] else "not verified"), evidence, facts)
+
+
+def _requests(ctx, spec: Spec, ip: str, port: int, evidence: list[str]) -> dict[str, dict[str, Any]]:
+    """Each host's HTTPS request, verified against the lab CA and not, as seen by the outside client."""
     seen: dict[str, dict[str, Any]] = {}
     for host in [*spec.hosts, spec.wrong_host]:
         _, strict = outside_run(ctx, https_script(host, ip, port, verify=True, probe=spec.id), timeout=8)
@@ -188,14 +205,7 @@ def observe(ctx, spec: Spec) -> Observation:
                         f" from {_common_name(presented['issuer']) or '?'}: "
                         + (f"verified; backend got X-Forwarded-Proto: {checked['body'] or '(none)'}" if checked["ok"]
                            else f"not verified ({checked['problem'] or 'no answer'})"))
-    evidence.append(f"behind the {spec.terminator}, Service {spec.service} and its pods speak plain HTTP: no key in the cluster's "
-                    "traffic path" if spec.terminator == "haproxy" else
-                    f"behind the {spec.terminator}, Service {spec.service} and its pods speak plain HTTP")
-    facts = {"terminator": spec.terminator, "address": f"{ip}:{port}", "ca": CA_NAME,
-             "hosts": {h: seen[h] for h in spec.hosts}, "wrong_host": spec.wrong_host, "wrong": seen[spec.wrong_host]}
-    ok = sum(1 for h in spec.hosts if _verified_for(seen[h], h))
-    return Observation(f"{ok}/{len(spec.hosts)} hosts verified at the {spec.terminator}; {spec.wrong_host} "
-                       + ("verified" if seen[spec.wrong_host]["verified"] else "not verified"), evidence, facts)
+    return seen
 
 
 def _verified_for(seen: dict[str, Any], host: str) -> bool:
