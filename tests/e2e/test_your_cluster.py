@@ -310,9 +310,14 @@ def test_a_container_of_yours_as_the_outside_client(plain, tmp_path):
                                   f'{{{{(index .NetworkSettings.Networks "{plain.network}").IPAddress}}}}'],
                                  capture_output=True, text=True, check=True).stdout.strip()
         proc, data = lab_all(plain, tmp_path, "--outside", f"container:{name}",
-                             "--test", "nodeport,traffic-policy/local-policy-keeps-client")
+                             "--test", "clusterip,nodeport,traffic-policy/local-policy-keeps-client")
         results = checked(proc, data)
         assert data["target"]["outside_client"] == "container" and data["target"]["outside_container"] == name
+        # Docker gave it a default route: nothing is sent from it to the cluster's own addresses.
+        assert data["target"]["outside_routes_beyond"] is True
+        skipped = {f"{s['lab']}/{s['probe']}": s["reason"] for s in data["skipped"]}
+        assert "has a default route" in skipped["clusterip/outside-to-cluster-ip"], skipped
+        assert results["clusterip/pod-to-cluster-ip"]["passed"]
         assert f"your container {name} at {address}" in proc.stderr, proc.stderr[-2000:]
         local = results["traffic-policy/local-policy-keeps-client"]
         assert data["topology"]["traffic-policy"]["client_ip"] == address, data["topology"]["traffic-policy"]
