@@ -33,6 +33,8 @@ from .kube import load_manifests, poll
 from .lifecycle import SYSTEM_NAMESPACE, Environment
 from .mirror import fetch
 from .probes import Expectation, ProbeSpec
+from .probes.outage import cutter
+from .probes.shared_cut import SharedCut
 from .probes.traffic import CLIENT_LABEL
 
 __all__ = ["Lab", "Probe", "Result", "LabFolder", "lab_folders", "available_labs", "lab_ids", "load_lab",
@@ -209,6 +211,7 @@ class ProbeContext:
     lab: Lab
     topology: probes.Topology
     client_pod: str
+    shared_cut: Any = None   # probes.shared_cut.SharedCut: in lab.all's last stage, one node cut for several labs
 
     @property
     def kube(self):
@@ -379,10 +382,22 @@ def run_batches(ctx: ProbeContext, batches: Sequence[Sequence[ProbeSpec]]) -> li
     # The probe threads' waits stop at their next round when the run is interrupted.
     with Workers(f"lab-{ctx.lab.id}") as workers:
         for batch in batches:
-            for future in [workers.submit(run_probe, ctx, p) for p in batch]:
+            for future in [workers.submit(run_probe_cutting if cuts_a_node(p) and ctx.shared_cut else run_probe,
+                                          ctx, p) for p in batch]:
                 result = future.result()
                 results[result.probe] = result
     return in_probe_order(ctx.lab, list(results.values()))
+
+
+def cuts_a_node(probe: ProbeSpec) -> bool:
+    """Whether PROBE cuts a node without a backend off the network (CutOffSpec's cut_off)."""
+    return getattr(probe, "cut_off", False) is True
+
+
+def run_probe_cutting(ctx: ProbeContext, probe: ProbeSpec) -> Result:
+    """run_probe for a probe that cuts a node, as one of the parties of CTX's shared cut."""
+    with ctx.shared_cut.member():
+        return run_probe(ctx, probe)
 
 
 def run_lab(env: Environment, lab: Lab, topologies: dict[str, Any] | None = None) -> list[Result]:
@@ -401,16 +416,18 @@ def run_labs(env: Environment, selected: Sequence[Lab], topologies: dict[str, An
     """The results of the SELECTED labs, in their order. Each lab lives in its own namespace, so
     up to SIDE_BY_SIDE of them run at once, started longest first by TIMES (lab id -> seconds it
     took before: lab_times.py); TOOK, when given, gets each lab's seconds. What disturbs the
-    others runs by itself after them, in the labs' order: the probes of a disruptive lab that
-    change the cluster (they cut a node off; the lab's other probes run with the other labs) and
-    a lab the others would disturb (alone: it measures what their traffic would change). Where
+    others runs after them: the probes of a disruptive lab that change the cluster (they cut a
+    node off; the lab's other probes run with the other labs) and a lab the others would disturb
+    (alone: it measures what their traffic would change). Labs whose changing probes only cut a
+    node without a backend off watch one shared cut of it together (probes/shared_cut.py); the
+    rest run by themselves, in the labs' order. Where
     the provider serves one LoadBalancer Service of a name at a time, labs whose LoadBalancer
     Services share a name take turns."""
     together = [lab for lab in selected if not lab.alone]
     names = ({lab.id: load_balancer_names(lab) for lab in together}
              if env is not None and env.provider.one_name_at_a_time else {})
     done: dict[str, list[Result]] = {}
-    later: dict[str, Callable[[], list[Result]]] = {}
+    later: dict[str, tuple[ProbeContext, list[list[ProbeSpec]]]] = {}   # a disruptive lab's batches that change the cluster
     waiting = lab_times.longest_first(together, times or {})   # not started yet, in the order to start them
     running: list[Lab] = []
     turns = threading.Condition()
@@ -435,7 +452,7 @@ def run_labs(env: Environment, selected: Sequence[Lab], topologies: dict[str, An
             return run_lab(env, lab, topologies)
         ctx = open_lab(env, lab, topologies)
         batches = run_order(lab, env.provider.name, env.kube_proxy_mode)
-        later[lab.id] = lambda: run_batches(ctx, [b for b in batches if b[0].changes_cluster()])
+        later[lab.id] = (ctx, [b for b in batches if b[0].changes_cluster()])
         return run_batches(ctx, [b for b in batches if not b[0].changes_cluster()])
 
     def take_turn(lab: Lab) -> list[Result]:
@@ -458,11 +475,21 @@ def run_labs(env: Environment, selected: Sequence[Lab], topologies: dict[str, An
     with Workers("labs") as workers:
         for lab, future in [(lab, workers.submit(take_turn, lab)) for lab in together]:
             done[lab.id] = future.result()
+    # The labs whose cluster-changing probes are one batch that only cuts a node off run it together, on one cut.
+    cutting = [lab for lab in selected if lab.id in later and len(later[lab.id][1]) == 1
+               and all(cuts_a_node(p) for p in later[lab.id][1][0])]
+    if len(cutting) > 1:
+        shared = SharedCut(sum(len(b) for lab in cutting for b in later[lab.id][1]), cutter(later[cutting[0].id][0]))
+        for lab in cutting:
+            later[lab.id][0].shared_cut = shared
+        with Workers("cut") as workers:
+            for lab, future in [(lab, workers.submit(run_batches, *later.pop(lab.id))) for lab in cutting]:
+                done[lab.id] = in_probe_order(lab, done[lab.id] + future.result())
     for lab in selected:
         if lab.alone:
             done[lab.id] = timed(lab, lambda: run_lab(env, lab, topologies))
         elif lab.id in later:
-            done[lab.id] = in_probe_order(lab, done[lab.id] + later[lab.id]())
+            done[lab.id] = in_probe_order(lab, done[lab.id] + run_batches(*later[lab.id]))
     return [result for lab in selected for result in done[lab.id]]
 
 

@@ -7,11 +7,11 @@ packet in and out, IP and ARP alike, so nothing on the network can tell it from 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ..errors import SvclabError
 
-__all__ = ["cut_off", "freeze", "isolate", "node_container", "reconnect", "spare_node", "OUTAGE_TABLE"]
+__all__ = ["cut_off", "cutter", "freeze", "isolate", "node_container", "reconnect", "spare_node", "OUTAGE_TABLE"]
 
 ISOLATE_NODE = """
 table inet svclab_outage {
@@ -87,15 +87,35 @@ def spare_node(ctx) -> str:
     return (workers or spare)[0]
 
 
+def cutter(ctx) -> Callable[[str], Callable[[], None]]:
+    """A function that cuts a node of CTX's cluster off its network and returns the undo: put it
+    back, and wait for the cluster's nodes to be Ready again."""
+    def cut(node: str) -> Callable[[], None]:
+        container = node_container(ctx, node)
+        result = isolate(container)
+        if result.exit_code != 0:
+            raise SvclabError(f"could not cut {node} off the network: {result.output.decode().strip()[:200]}")
+
+        def undo() -> None:
+            reconnect(container)
+            ctx.kube.wait_nodes_ready(len(ctx.topology.nodes), timeout=ctx.settings.wait_timeout)
+        return undo
+    return cut
+
+
 @contextlib.contextmanager
 def cut_off(ctx, node: str, *, frozen: bool = False) -> Iterator[int]:
     """NODE cut off its network (and frozen, with FROZEN) for the block, which gets the number of
     tries freezing took (0: not frozen); put back afterwards, and the cluster's nodes Ready again
-    before the block's caller goes on."""
+    before the block's caller goes on. Where CTX has a shared cut (probes.shared_cut: the labs
+    that cut a node at the end of lab.all), an unfrozen cut is made once for all of them."""
+    shared = getattr(ctx, "shared_cut", None)
+    if shared is not None and not frozen:
+        with shared.cut(node):
+            yield 0
+        return
     container = node_container(ctx, node)
-    result = isolate(container)
-    if result.exit_code != 0:
-        raise SvclabError(f"could not cut {node} off the network: {result.output.decode().strip()[:200]}")
+    undo = cutter(ctx)(node)
     try:
         tries = freeze(container) if frozen else 0
         try:
@@ -103,6 +123,7 @@ def cut_off(ctx, node: str, *, frozen: bool = False) -> Iterator[int]:
         finally:
             if frozen:
                 container.unpause()
-    finally:
-        reconnect(container)
-    ctx.kube.wait_nodes_ready(len(ctx.topology.nodes), timeout=ctx.settings.wait_timeout)
+    except BaseException:
+        reconnect(container)   # the nodes' readiness is no longer waited for: the block failed
+        raise
+    undo()

@@ -178,3 +178,62 @@ def test_a_name_held_in_another_namespace_is_found():
     assert labs.name_taken_elsewhere(frozenset({"echo"}), "svclab-b", services) == ["svclab-a/echo"]
     assert labs.name_taken_elsewhere(frozenset({"echo"}), "svclab-a", services[:1]) == []
     assert labs.name_taken_elsewhere(frozenset(), "svclab-x", services) == []
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeCut:
+    id: str
+    cut_off: bool = True
+
+    def changes_cluster(self):
+        return True
+
+
+def test_the_labs_that_cut_a_node_watch_one_cut_together_after_the_others(monkeypatch):
+    events, lock = [], threading.Lock()
+
+    def cutter(ctx):
+        def cut(node):
+            events.append(("cut", node))
+            return lambda: events.append(("back", node))
+        return cut
+
+    def run_batches(ctx, batches):
+        out = []
+        for batch in batches:
+            for p in batch:
+                if p.changes_cluster() and ctx.shared_cut:
+                    with ctx.shared_cut.member(), ctx.shared_cut.cut("w2") as together:
+                        with lock:
+                            events.append(("inside", ctx.id, together))
+                        time.sleep(0.2)
+                elif p.changes_cluster():   # as outage.cut_off without a shared cut
+                    back = cutter(ctx)("w2")
+                    events.append(("inside", ctx.id, False))
+                    back()
+                out.append(types.SimpleNamespace(probe=p.id))
+        return out
+
+    monkeypatch.setattr(labs, "cutter", cutter)
+    monkeypatch.setattr(labs, "run_batches", run_batches)
+    monkeypatch.setattr(labs, "run_lab", Recorder().run_lab)
+    monkeypatch.setattr(labs, "open_lab", lambda env, lab, topologies=None: types.SimpleNamespace(id=lab.id,
+                                                                                                shared_cut=None))
+    monkeypatch.setattr(labs, "run_order", lambda lab, provider, mode: [
+        b for b in ([p for p in lab.probes if not p.changes_cluster()], *([p] for p in lab.probes if p.changes_cluster()))
+        if b])
+    env = types.SimpleNamespace(provider=types.SimpleNamespace(name="metallb", one_name_at_a_time=False),
+                                kube_proxy_mode="iptables")
+    cutting = [FakeLab(name, disruptive=True, probes=(FakeProbe("look"), FakeCut("node-cut")))
+               for name in ("bgp", "dns", "elb")]
+    twice = FakeLab("twice", disruptive=True, probes=(FakeCut("first"), FakeCut("second")))
+    started = time.monotonic()
+    results = labs.run_labs(env, [*cutting, twice, FakeLab("l0")])
+    # one cut for the three, each inside it at once; the lab with two cuts makes them alone afterwards
+    assert events[0] == ("cut", "w2") and events[4] == ("back", "w2")
+    assert sorted(e[1:] for e in events[1:4]) == [("bgp", True), ("dns", True), ("elb", True)]
+    assert events[5:] == [("cut", "w2"), ("inside", "twice", False), ("back", "w2"),
+                          ("cut", "w2"), ("inside", "twice", False), ("back", "w2")]
+    assert time.monotonic() - started < 1.5    # 0.2 s for the shared cut, not 0.6
+    assert [r if isinstance(r, str) else r.probe for r in results] == [
+        "look", "node-cut", "look", "node-cut", "look", "node-cut", "first", "second", "l0/a", "l0/b"]
