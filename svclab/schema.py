@@ -68,8 +68,9 @@ class LabFile(BaseModel):
                                 description="Pinned upstream manifests (sections of svclab's pins.toml) applied first.")
     needs_ingress: bool = Field(False, description="The lab probes the cluster's Ingress controller.")
     disruptive: bool = Field(False, description=(
-        "The lab changes the cluster on purpose (stops a node): its probes that do run last, by themselves, "
-        "after every other lab."))
+        "The lab changes the cluster on purpose (stops a node): its probes that do run last, after every "
+        "other lab; where a lab's only such probe cuts off a node without a backend (cut_off: true), it watches "
+        "one cut of that node together with the other labs that cut it, else it runs by itself."))
     alone: bool = Field(False, description=(
         "The lab measures what other labs' traffic would disturb (refusal times, which ICMP rate limits "
         "share): it runs by itself, not side by side with other labs."))
