@@ -5,8 +5,6 @@ after a member dropped out by failing."""
 import threading
 import time
 
-import pytest
-
 from svclab.errors import SvclabError
 from svclab.probes.shared_cut import SharedCut
 
