@@ -67,6 +67,7 @@ class SoakReport:
     unexpected: list[Miss]     # in run order
     seconds: list[float]       # the labs' wall time, per run
     stopped: str | None = None  # why the soak ended before ASKED runs
+    slowest: list[tuple[str, float] | None] = dataclasses.field(default_factory=list)  # per run: its slowest probe
     cluster: str = ""
     provider: str = ""
     diagnostics: str | None = None   # the bundle written at the first run with an unexpected verdict
@@ -114,10 +115,14 @@ def summarise(runs: Sequence[Sequence[labs.Result] | Raised], seconds: Sequence[
     tallies: dict[str, list[int]] = {}   # key -> [ran, passed]
     lab_ids: dict[str, None] = {}
     unexpected = []
+    slowest: list[tuple[str, float] | None] = []
     for number, run in enumerate(runs, start=1):
         if isinstance(run, Raised):
             unexpected.append(_raised_miss(number, run))
+            slowest.append(None)
             continue
+        longest = max(run, key=lambda r: r.seconds, default=None)
+        slowest.append((_key(longest), longest.seconds) if longest is not None else None)
         for result in run:
             lab_ids.setdefault(result.lab)
             tally = tallies.setdefault(_key(result), [0, 0])
@@ -127,7 +132,8 @@ def summarise(runs: Sequence[Sequence[labs.Result] | Raised], seconds: Sequence[
                 unexpected.append(_result_miss(number, result))
     return SoakReport(runs=len(runs), asked=len(runs) if asked is None else asked, labs=list(lab_ids),
                       probes=[Tally(key, ran, passed) for key, (ran, passed) in tallies.items()],
-                      unexpected=unexpected, seconds=[round(s, 1) for s in seconds], stopped=stopped)
+                      unexpected=unexpected, seconds=[round(s, 1) for s in seconds], stopped=stopped,
+                      slowest=slowest)
 
 
 def exit_code(report: SoakReport) -> int:
@@ -148,8 +154,11 @@ def wall_times(report: SoakReport) -> str | None:
     if not report.seconds:
         return None
     each = ", ".join(f"{s:.0f}s" for s in report.seconds)
+    longest = max(range(len(report.seconds)), key=report.seconds.__getitem__)
+    probe = report.slowest[longest] if longest < len(report.slowest) else None
     return (f"wall time per run: {each} (median {statistics.median(report.seconds):.0f}s, "
-            f"longest {max(report.seconds):.0f}s)")
+            f"longest {report.seconds[longest]:.0f}s" + (f": run {longest + 1}, whose slowest probe, {probe[0]}, "
+                                                         f"took {probe[1]:.1f}s" if probe else "") + ")")
 
 
 def miss_lines(miss: Miss) -> list[str]:
@@ -187,6 +196,7 @@ def as_json(report: SoakReport) -> str:
         "stopped": report.stopped,
         "labs": report.labs,
         "seconds": report.seconds,
+        "slowest_probe": [None if slow is None else {"probe": slow[0], "seconds": slow[1]} for slow in report.slowest],
         "summary": {"probes": len(report.probes), "unexpected": len(report.unexpected),
                     "failed_runs": len(report.failed_runs),
                     "probes_that_differed": len({m.key for m in report.unexpected} - {THE_RUN})},

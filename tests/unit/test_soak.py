@@ -153,3 +153,16 @@ def test_ctrl_c_reports_what_the_runs_so_far_saw(monkeypatch):
 def test_a_bug_is_not_taken_for_a_failed_run(monkeypatch):
     with pytest.raises(ZeroDivisionError):
         soak_with(monkeypatch, [ZeroDivisionError()])
+
+
+def test_the_longest_run_names_its_slowest_probe():
+    import dataclasses
+
+    slow = [dataclasses.replace(r, seconds=40.0) if r.probe == "every-node" else r for r in run()]
+    report = soak.summarise([run(), soak.Raised("the API server to answer: timed out"), slow], [12, 5, 51])
+    assert report.slowest[1] is None and report.slowest[2] == ("nodeport/every-node", 40.0)
+    assert soak.wall_times(report) == ("wall time per run: 12s, 5s, 51s (median 12s, longest 51s: run 3, "
+                                       "whose slowest probe, nodeport/every-node, took 40.0s)")
+    doc = json.loads(soak.as_json(report))
+    assert doc["slowest_probe"][1] is None and doc["slowest_probe"][2] == {"probe": "nodeport/every-node",
+                                                                           "seconds": 40.0}
